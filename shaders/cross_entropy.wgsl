@@ -1,0 +1,35 @@
+// Per-token cross-entropy: loss[r] = mask[r] * (logsumexp(x[r]) - x[r, label[r]]),
+// and 0 where label == ignore_index. A label outside [0, n) is reported
+// through `flags` (read with the next readback) and contributes 0.
+#include "lib/rows.wgsl"
+
+struct Params { rows: u32, n: u32, has_mask: u32, ignore_index: i32, check: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<i32>;
+@group(0) @binding(3) var<storage, read> mask: array<f32>;
+@group(0) @binding(4) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(5) var<storage, read_write> flags: array<u32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let r = row_index(wg, nwg, lid);
+  if (r >= p.rows) { return; }
+  let label = labels[r];
+  var w = 1.0;
+  if (p.has_mask != 0u) { w = mask[r]; }
+  if (label == p.ignore_index || w == 0.0) { loss[r] = 0.0; return; }
+  if (label < 0 || u32(label) >= p.n) {
+    flags[0] = p.check;
+    flags[1] = bitcast<u32>(label);
+    loss[r] = 0.0;
+    return;
+  }
+  let base = r * p.n;
+  var m = NEG_INF;
+  for (var i = 0u; i < p.n; i++) { m = max(m, x[base + i]); }
+  var s = 0.0;
+  for (var i = 0u; i < p.n; i++) { s += exp(x[base + i] - m); }
+  loss[r] = w * (m + log(s) - x[base + u32(label)]);
+}

@@ -1,0 +1,43 @@
+// Shared by the elementwise kernels: a flat output index walks a row-major
+// shape, and each operand finds its element through its own strides (0 on a
+// broadcast dimension), so views and broadcasts need no copies.
+struct Params {
+  n: u32,
+  rank: u32,
+  off_a: u32,
+  off_b: u32,
+  off_c: u32,
+  off_out: u32,
+  s0: f32,
+  s1: f32,
+  shape: array<vec4<u32>, 2>,
+  stride_a: array<vec4<u32>, 2>,
+  stride_b: array<vec4<u32>, 2>,
+  stride_c: array<vec4<u32>, 2>,
+  stride_out: array<vec4<u32>, 2>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn at(v: array<vec4<u32>, 2>, d: u32) -> u32 {
+  return v[d / 4u][d % 4u];
+}
+
+// Element offsets of operands a, b, c and the output for flat index i.
+fn offsets(i: u32) -> vec4<u32> {
+  var rem = i;
+  var o = vec4<u32>(p.off_a, p.off_b, p.off_c, p.off_out);
+  for (var d = i32(p.rank) - 1; d >= 0; d--) {
+    let du = u32(d);
+    let size = at(p.shape, du);
+    let idx = rem % size;
+    rem = rem / size;
+    o += idx * vec4<u32>(at(p.stride_a, du), at(p.stride_b, du), at(p.stride_c, du), at(p.stride_out, du));
+  }
+  return o;
+}
+
+// 64 lanes per workgroup; the grid is 2-D when n needs more than 65535 groups.
+fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wg.y * nwg.x + wg.x) * 64u + lid;
+}

@@ -1,0 +1,25 @@
+// Sum (MAX = false) or max (MAX = true) over the middle axis of a contiguous
+// [outer, n, inner] view; one invocation per output element.
+#include "lib/rows.wgsl"
+
+struct Params { outer: u32, n: u32, inner: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let k = row_index(wg, nwg, lid);
+  if (k >= p.outer * p.inner) { return; }
+  let o = k / p.inner;
+  let i = k % p.inner;
+  let base = o * p.n * p.inner + i;
+  var acc = 0.0;
+  if ({{MAX}}) { acc = NEG_INF; }
+  for (var j = 0u; j < p.n; j++) {
+    let v = x[base + j * p.inner];
+    if ({{MAX}}) { acc = max(acc, v); } else { acc += v; }
+  }
+  out[k] = acc;
+}

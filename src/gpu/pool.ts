@@ -1,0 +1,82 @@
+import { GpuError } from "../errors.ts";
+
+const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** Sizes are rounded up to one of 8 steps per power of two: at most 12.5% waste. */
+export function sizeClass(bytes: number): number {
+  const b = Math.max(256, Math.ceil(bytes / 16) * 16);
+  const pow = 2 ** Math.floor(Math.log2(b));
+  const step = Math.max(16, pow / 8);
+  return Math.ceil(b / step) * step;
+}
+
+let nextBufferId = 1;
+
+/** A pooled storage buffer. `id` keys the bind-group cache. */
+export interface PooledBuffer {
+  readonly id: number;
+  readonly buffer: GPUBuffer;
+  readonly size: number;
+}
+
+/**
+ * Storage buffers reused by size class. WebGPU frees memory only when a buffer
+ * is garbage-collected or destroyed, so every buffer comes from here and goes
+ * back here, and `destroy()` frees them all.
+ */
+export class BufferPool {
+  #free = new Map<number, PooledBuffer[]>();
+  #all = new Set<PooledBuffer>();
+  #destroyed = false;
+  /** Bytes handed out and not yet released. */
+  liveBytes = 0;
+  /** Bytes allocated on the device, live or pooled. */
+  allocatedBytes = 0;
+
+  constructor(private device: GPUDevice, private onDestroy?: (b: PooledBuffer) => void) {}
+
+  acquire(bytes: number): PooledBuffer {
+    if (this.#destroyed) throw new GpuError("buffer pool used after destroy()");
+    const size = sizeClass(bytes);
+    const list = this.#free.get(size);
+    let buf = list?.pop();
+    if (!buf) {
+      buf = { id: nextBufferId++, buffer: this.device.createBuffer({ size, usage: USAGE }), size };
+      this.#all.add(buf);
+      this.allocatedBytes += size;
+    }
+    this.liveBytes += size;
+    return buf;
+  }
+
+  release(buf: PooledBuffer): void {
+    if (this.#destroyed) return;
+    this.liveBytes -= buf.size;
+    let list = this.#free.get(buf.size);
+    if (!list) this.#free.set(buf.size, list = []);
+    list.push(buf);
+  }
+
+  /** Frees pooled (not live) buffers, e.g. after a phase that needed more memory. */
+  trim(): void {
+    for (const list of this.#free.values()) {
+      for (const buf of list) this.#free_(buf);
+    }
+    this.#free.clear();
+  }
+
+  /** Frees every buffer, live ones included; the pool cannot be used again. */
+  destroy(): void {
+    for (const buf of this.#all) this.#free_(buf);
+    this.#free.clear();
+    this.#destroyed = true;
+    this.liveBytes = 0;
+  }
+
+  #free_(buf: PooledBuffer) {
+    this.onDestroy?.(buf);
+    buf.buffer.destroy();
+    this.#all.delete(buf);
+    this.allocatedBytes -= buf.size;
+  }
+}

@@ -1,0 +1,74 @@
+/** Batched matmul with either operand transposed; batch dims broadcast. */
+import { contiguousCopy, expectDtype, fail, launch } from "../launch.ts";
+import { numel, Tensor } from "../tensor.ts";
+
+/** Which kernel runs matmuls: the fast plan, or the reference (for tests). */
+export let matmulKernel: "fast" | "reference" = "reference";
+export function useMatmulKernel(k: "fast" | "reference"): void {
+  matmulKernel = k;
+}
+
+/**
+ * a: [..., M, K] (or [..., K, M] if transA); b: [..., K, N] (or [..., N, K]
+ * if transB). Batch dims follow numpy broadcasting.
+ */
+export function matmul([a, b]: Tensor[], { transA, transB }: { transA: boolean; transB: boolean }): Tensor {
+  const op = "matmul";
+  expectDtype(op, a, "f32", "a");
+  expectDtype(op, b, "f32", "b");
+  if (a.ndim < 2 || b.ndim < 2) fail(op, "operands need at least 2 dims", a, b);
+  const [M, K] = transA ? [a.shape[a.ndim - 1], a.shape[a.ndim - 2]] : [a.shape[a.ndim - 2], a.shape[a.ndim - 1]];
+  const [K2, N] = transB ? [b.shape[b.ndim - 1], b.shape[b.ndim - 2]] : [b.shape[b.ndim - 2], b.shape[b.ndim - 1]];
+  if (K !== K2) {
+    fail(op, `inner dimensions differ (${K} vs ${K2}${transA ? ", a transposed" : ""}${transB ? ", b transposed" : ""})`, a, b);
+  }
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  const batchShape = broadcastBatch(op, a, b, batchA, batchB);
+  const batch = numel(batchShape);
+  const out = Tensor.empty([...batchShape, M, N]);
+  if (out.size === 0) return out;
+
+  const temps: Tensor[] = [];
+  const operand = (t: Tensor, tb: readonly number[], rows: number, cols: number): [Tensor, number] => {
+    // A dense operand with one matrix per batch entry, or one shared matrix.
+    const shared = numel(tb) === 1;
+    let d = t;
+    if (!shared && !sameDims(tb, batchShape)) {
+      d = t.view([...batchShape, rows, cols], [...expandStrides(t, tb, batchShape), t.strides[t.ndim - 2], t.strides[t.ndim - 1]], t.offset);
+      temps.push(d);
+    }
+    if (!(d.isContiguous && d.offset === 0)) {
+      d = contiguousCopy(d);
+      temps.push(d);
+    }
+    return [d, shared ? 0 : rows * cols];
+  };
+  const [ad, strideA] = operand(a, batchA, a.shape[a.ndim - 2], a.shape[a.ndim - 1]);
+  const [bd, strideB] = operand(b, batchB, b.shape[b.ndim - 2], b.shape[b.ndim - 1]);
+  const params = [M, N, K, batch, strideA, strideB, M * N, transA ? 1 : 0, transB ? 1 : 0];
+  launch({ shader: "matmul_reference.wgsl" }, [ad, bd, out], params, [Math.ceil(N / 8), Math.ceil(M / 8), batch]);
+  for (const t of temps) t.destroy();
+  return out;
+}
+
+function sameDims(a: readonly number[], b: readonly number[]) {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function broadcastBatch(op: string, a: Tensor, b: Tensor, ba: readonly number[], bb: readonly number[]): number[] {
+  const rank = Math.max(ba.length, bb.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const x = ba[ba.length - rank + i] ?? 1;
+    const y = bb[bb.length - rank + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) fail(op, "batch dims cannot be broadcast", a, b);
+    out.push(Math.max(x, y));
+  }
+  return out;
+}
+
+function expandStrides(t: Tensor, tb: readonly number[], batchShape: readonly number[]): number[] {
+  const lead = batchShape.length - tb.length;
+  return batchShape.map((d, i) => (i < lead || tb[i - lead] !== d ? 0 : t.strides[i - lead]));
+}

@@ -1,0 +1,249 @@
+/** Kernels that own one row each: reductions, softmax, cross-entropy, RMSNorm, sampling. */
+import { OpError } from "../../errors.ts";
+import {
+  type Binding,
+  checkId,
+  expectDtype,
+  f32bits,
+  fail,
+  flags,
+  grid,
+  i32bits,
+  launch,
+  normAxis,
+  rowWG,
+  sameShape,
+  withDense,
+} from "../launch.ts";
+import { fmtShape, Tensor } from "../tensor.ts";
+
+function rowLaunch(
+  shader: string,
+  defines: Record<string, string>,
+  bindings: Binding[],
+  params: number[],
+  rows: number,
+  writes?: number[],
+) {
+  const wg = rowWG();
+  launch({ shader, defines, constants: { WG: wg } }, bindings, params, grid(rows, wg), writes);
+}
+
+function lastDim(op: string, t: Tensor): { rows: number; n: number } {
+  if (t.ndim === 0) fail(op, "needs at least one axis", t);
+  const n = t.shape[t.ndim - 1];
+  if (n === 0) fail(op, "last axis is empty", t);
+  return { rows: t.size / n, n };
+}
+
+export function reduce(max: boolean) {
+  return ([x]: Tensor[], { axis, keepdim }: { axis: number; keepdim: boolean }): Tensor => {
+    const op = max ? "max" : "sum";
+    expectDtype(op, x, "f32", "input");
+    const a = normAxis(op, axis, x.ndim);
+    const n = x.shape[a] ?? 1;
+    if (max && n === 0) fail(op, `axis ${a} is empty`, x);
+    const outer = x.shape.slice(0, a).reduce((p, d) => p * d, 1);
+    const inner = x.shape.slice(a + 1).reduce((p, d) => p * d, 1);
+    const shape = keepdim ? x.shape.map((d, i) => (i === a ? 1 : d)) : x.shape.filter((_, i) => i !== a);
+    const out = Tensor.empty(shape);
+    if (out.size === 0) return out;
+    withDense([x], (xd) => rowLaunch("reduce.wgsl", { MAX: String(max) }, [xd, out], [outer, n, inner], outer * inner));
+    return out;
+  };
+}
+
+export function argmax([x]: Tensor[]): Tensor {
+  expectDtype("argmax", x, "f32", "input");
+  const { rows, n } = lastDim("argmax", x);
+  const out = Tensor.empty(x.shape.slice(0, -1), "i32");
+  withDense([x], (xd) => rowLaunch("argmax.wgsl", {}, [xd, out], [rows, n], rows));
+  return out;
+}
+
+export function softmax(log: boolean) {
+  return ([x]: Tensor[]): Tensor => {
+    const op = log ? "logSoftmax" : "softmax";
+    expectDtype(op, x, "f32", "input");
+    const { rows, n } = lastDim(op, x);
+    const out = Tensor.empty(x.shape);
+    withDense([x], (xd) => rowLaunch("softmax.wgsl", { LOG: String(log) }, [xd, out], [rows, n], rows));
+    return out;
+  };
+}
+
+export function softmaxBackward([y, g]: Tensor[], { log, scale }: { log: boolean; scale: number }): Tensor {
+  if (!sameShape(y.shape, g.shape)) fail("softmaxBackward", "y and grad shapes differ", y, g);
+  const { rows, n } = lastDim("softmaxBackward", y);
+  const out = Tensor.empty(y.shape);
+  withDense([y, g], (yd, gd) =>
+    rowLaunch("softmax_backward.wgsl", { LOG: String(log) }, [yd, gd, out], [rows, n, f32bits(scale)], rows));
+  return out;
+}
+
+/**
+ * scores: [B, X, R, Tk] (X heads or head groups, R query rows per head), with
+ * query row r at position qOffset + r % qLen; keyStart: optional i32 [B].
+ */
+export function attentionSoftmax(
+  [scores, keyStart]: Tensor[],
+  { scale, causal, qLen, qOffset }: { scale: number; causal: boolean; qLen: number; qOffset: number },
+): Tensor {
+  const op = "attentionSoftmax";
+  if (scores.ndim !== 4) fail(op, "scores must be [batch, heads, rows, keys]", scores);
+  const [B, X, R, Tk] = scores.shape;
+  if (qLen <= 0 || R % qLen !== 0) fail(op, `rows per head ${R} is not a multiple of qLen ${qLen}`, scores);
+  if (keyStart) {
+    expectDtype(op, keyStart, "i32", "keyStart");
+    if (keyStart.size !== B) fail(op, "keyStart needs one entry per batch row", scores, keyStart);
+  }
+  const out = Tensor.empty(scores.shape);
+  const rows = B * X * R;
+  withDense([scores, keyStart ?? scores], (sd, kd) =>
+    rowLaunch(
+      "masked_softmax.wgsl",
+      {},
+      [sd, kd, out],
+      [rows, Tk, X * R, qLen, qOffset, causal ? 1 : 0, keyStart ? 1 : 0, f32bits(scale)],
+      rows,
+    ));
+  return out;
+}
+
+function ceInputs(op: string, logits: Tensor, labels: Tensor, mask?: Tensor) {
+  expectDtype(op, logits, "f32", "logits");
+  expectDtype(op, labels, "i32", "labels");
+  const { rows, n } = lastDim(op, logits);
+  if (labels.size !== rows || !sameShape(labels.shape, logits.shape.slice(0, -1))) {
+    fail(op, "labels must have the logits' shape without the class axis", logits, labels);
+  }
+  if (mask) {
+    expectDtype(op, mask, "f32", "mask");
+    if (!sameShape(mask.shape, labels.shape)) fail(op, "mask must have the labels' shape", labels, mask);
+  }
+  return { rows, n };
+}
+
+/** inputs: logits [..., V], labels i32 [...], optional mask f32 [...]. */
+export function crossEntropy([logits, labels, mask]: Tensor[], { ignoreIndex }: { ignoreIndex: number }): Tensor {
+  const op = "crossEntropy";
+  const { rows, n } = ceInputs(op, logits, labels, mask);
+  const out = Tensor.empty(labels.shape);
+  const check = checkId(`${op}: labels ${fmtShape(labels.shape)} for ${n} classes`);
+  withDense([logits, labels, mask ?? labels], (ld, yd, md) =>
+    rowLaunch(
+      "cross_entropy.wgsl",
+      {},
+      [ld, yd, md, out, flags()],
+      [rows, n, mask ? 1 : 0, i32bits(ignoreIndex), check],
+      rows,
+      [3, 4],
+    ));
+  return out;
+}
+
+/** inputs: logits, labels, grad of the per-row loss, optional mask. */
+export function crossEntropyBackward([logits, labels, g, mask]: Tensor[], { ignoreIndex }: { ignoreIndex: number }): Tensor {
+  const { rows, n } = ceInputs("crossEntropyBackward", logits, labels, mask);
+  const out = Tensor.empty(logits.shape);
+  withDense([logits, labels, mask ?? labels, g], (ld, yd, md, gd) =>
+    rowLaunch(
+      "cross_entropy_backward.wgsl",
+      {},
+      [ld, yd, md, gd, out],
+      [rows, n, mask ? 1 : 0, i32bits(ignoreIndex)],
+      rows,
+    ));
+  return out;
+}
+
+function normInputs(op: string, x: Tensor, w: Tensor) {
+  expectDtype(op, x, "f32", "input");
+  const { rows, n } = lastDim(op, x);
+  if (w.ndim !== 1 || w.shape[0] !== n) fail(op, `weight must be [${n}]`, x, w);
+  return { rows, n };
+}
+
+export function rmsNorm([x, w]: Tensor[], { eps }: { eps: number }): Tensor {
+  const { rows, n } = normInputs("rmsNorm", x, w);
+  const out = Tensor.empty(x.shape);
+  withDense([x, w], (xd, wd) => rowLaunch("rmsnorm.wgsl", {}, [xd, wd, out], [rows, n, f32bits(eps)], rows));
+  return out;
+}
+
+export function rmsNormBackwardX([x, w, g]: Tensor[], { eps }: { eps: number }): Tensor {
+  const { rows, n } = normInputs("rmsNormBackwardX", x, w);
+  const out = Tensor.empty(x.shape);
+  withDense([x, w, g], (xd, wd, gd) =>
+    rowLaunch("rmsnorm_backward_x.wgsl", {}, [xd, wd, gd, out], [rows, n, f32bits(eps)], rows));
+  return out;
+}
+
+const W_CHUNK = 256;
+
+export function rmsNormBackwardW([x, g]: Tensor[], { eps }: { eps: number }): Tensor {
+  const { rows, n } = lastDim("rmsNormBackwardW", x);
+  const chunks = Math.ceil(rows / W_CHUNK);
+  const rstd = Tensor.empty([rows]);
+  const part = Tensor.empty([chunks, n]);
+  const out = Tensor.empty([n]);
+  withDense([x, g], (xd, gd) => {
+    const ts = [xd, gd, rstd, part];
+    const params = [rows, n, f32bits(eps), W_CHUNK];
+    const access = ["read", "read", "rw", "rw"] as const;
+    const wg = rowWG();
+    launch({ shader: "rmsnorm_backward_w.wgsl", entry: "inv_rms", constants: { WG: wg }, bindings: access }, ts, params, grid(rows, wg));
+    launch({ shader: "rmsnorm_backward_w.wgsl", entry: "partial", constants: { WG: wg }, bindings: access }, ts, params, grid(chunks * n, wg));
+    rowLaunch("reduce.wgsl", { MAX: "false" }, [part, out], [1, chunks, n], n);
+  });
+  rstd.destroy();
+  part.destroy();
+  return out;
+}
+
+/** x: [B, T, H, D]; pos: i32 [B, T]; cos, sin: [maxPos, D/2]. */
+export function rope([x, pos, cos, sin]: Tensor[], { interleaved, inverse }: { interleaved: boolean; inverse: boolean }): Tensor {
+  const op = "rope";
+  if (x.ndim !== 4) fail(op, "x must be [batch, seq, heads, head_dim]", x);
+  const [B, T, H, D] = x.shape;
+  if (D % 2 !== 0) fail(op, "head_dim must be even", x);
+  expectDtype(op, pos, "i32", "positions");
+  if (!sameShape(pos.shape, [B, T])) fail(op, `positions must be [${B},${T}]`, x, pos);
+  if (cos.ndim !== 2 || cos.shape[1] !== D / 2 || !sameShape(cos.shape, sin.shape)) {
+    fail(op, `cos and sin tables must be [max_pos, ${D / 2}]`, cos, sin);
+  }
+  const out = Tensor.empty(x.shape);
+  const pairs = B * T * H * (D / 2);
+  const check = checkId(`${op}: positions ${fmtShape(pos.shape)} for a table of ${cos.shape[0]} positions`);
+  withDense([x, pos, cos, sin], (xd, pd, cd, sd) =>
+    launch(
+      { shader: "rope.wgsl", defines: { INTERLEAVED: String(interleaved) } },
+      [xd, pd, cd, sd, out, flags()],
+      [pairs, H, D, cos.shape[0], inverse ? 1 : 0, check],
+      grid(pairs),
+      [4, 5],
+    ));
+  return out;
+}
+
+export function sample(
+  [x]: Tensor[],
+  { temperature, topK, topP, seed, counter }: { temperature: number; topK: number; topP: number; seed: number; counter: number },
+): Tensor {
+  const op = "sample";
+  expectDtype(op, x, "f32", "logits");
+  if (!(temperature > 0)) throw new OpError(`${op}: temperature must be > 0 (use argmax for greedy), got ${temperature}`);
+  if (!(topP > 0 && topP <= 1)) throw new OpError(`${op}: top_p must be in (0, 1], got ${topP}`);
+  if (!Number.isInteger(topK) || topK < 0) throw new OpError(`${op}: top_k must be a whole number >= 0, got ${topK}`);
+  const { rows, n } = lastDim(op, x);
+  const out = Tensor.empty(x.shape.slice(0, -1), "i32");
+  withDense([x], (xd) =>
+    rowLaunch(
+      "sample.wgsl",
+      {},
+      [xd, out],
+      [rows, n, topK, seed >>> 0, counter >>> 0, f32bits(1 / temperature), f32bits(topP)],
+      rows,
+    ));
+  return out;
+}

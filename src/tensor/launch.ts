@@ -1,0 +1,187 @@
+/** What every kernel front-end needs: shape checks, grids, dense inputs, dispatch. */
+import { OpError } from "../errors.ts";
+import { type Access, gpu, type KernelSpec, type PooledBuffer } from "../gpu/mod.ts";
+import { fmtShape, setContiguousHook, type Shape, Tensor } from "./tensor.ts";
+
+export { f32bits, i32bits } from "../gpu/mod.ts";
+
+/** Workgroup counts for `n` invocations in groups of `wg`, 2-D past 65535 groups. */
+export function grid(n: number, wg = 64): [number, number, number] {
+  const groups = Math.ceil(n / wg);
+  if (groups <= 65535) return [groups, 1, 1];
+  const x = 65535;
+  return [x, Math.ceil(groups / x), 1];
+}
+
+/**
+ * Workgroup size of the one-invocation-per-row kernels. On the CPU adapter a
+ * workgroup runs on one thread, so small groups spread few rows over cores.
+ */
+export function rowWG(): number {
+  return gpu().info.software ? 8 : 64;
+}
+
+/** One storage binding: a tensor (read, or written if `rw`) or a raw buffer. */
+export type Binding = Tensor | PooledBuffer;
+
+/** Records one dispatch of `spec` over `bindings`, in binding order. */
+export function launch(
+  spec: Omit<KernelSpec, "bindings"> & { bindings?: readonly Access[] },
+  bindings: readonly Binding[],
+  params: ArrayLike<number>,
+  workgroups: readonly [number, number, number],
+  writes: readonly number[] = [bindings.length - 1],
+): void {
+  const g = gpu();
+  const access = spec.bindings ?? bindings.map((_, i) => (writes.includes(i) ? "rw" : "read"));
+  const kernel = g.pipelines.kernel({ ...spec, bindings: access });
+  const bufs = bindings.map((b) => (b instanceof Tensor ? b.buffer(spec.shader) : b));
+  g.recorder.dispatch(kernel, bufs, params, workgroups);
+}
+
+/** The bad-index reporting buffer and an id naming what was checked. */
+export function checkId(what: string): number {
+  return gpu().recorder.check(what);
+}
+
+export function flags(): PooledBuffer {
+  return gpu().recorder.flags;
+}
+
+export function fail(op: string, why: string, ...tensors: Tensor[]): never {
+  const shapes = tensors.map((t) => `${t.dtype}${fmtShape(t.shape)}`).join(", ");
+  throw new OpError(`${op}: ${why}${shapes ? ` (got ${shapes})` : ""}`);
+}
+
+export function expectDtype(op: string, t: Tensor, dtype: "f32" | "i32", what: string): void {
+  if (t.dtype !== dtype) fail(op, `${what} must be ${dtype}`, t);
+}
+
+export function normAxis(op: string, axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= Math.max(rank, 1)) {
+    throw new OpError(`${op}: axis ${axis} is out of range for rank ${rank}`);
+  }
+  return a;
+}
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Numpy broadcasting of two shapes, or a clear error. */
+export function broadcastShapes(op: string, ...tensors: Tensor[]): number[] {
+  const rank = Math.max(...tensors.map((t) => t.ndim));
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    let d = 1;
+    for (const t of tensors) {
+      const td = t.shape[t.ndim - rank + i] ?? 1;
+      if (td === 1) continue;
+      if (d !== 1 && td !== d) fail(op, "shapes cannot be broadcast together", ...tensors);
+      d = td;
+    }
+    out.push(d);
+  }
+  return out;
+}
+
+/** Strides of `t` read as if broadcast to `shape` (0 on broadcast dims). */
+export function broadcastStrides(t: Tensor, shape: Shape): number[] {
+  const lead = shape.length - t.ndim;
+  return shape.map((d, i) => {
+    if (i < lead) return 0;
+    return t.shape[i - lead] === 1 && d !== 1 ? 0 : t.strides[i - lead];
+  });
+}
+
+/**
+ * Runs `fn` with every tensor dense (contiguous from element 0), copying
+ * views first; the copies are freed once the kernels are recorded.
+ */
+export function withDense<T>(tensors: readonly (Tensor | undefined)[], fn: (...dense: Tensor[]) => T): T {
+  const temps: Tensor[] = [];
+  const dense = tensors.map((t) => {
+    if (!t || (t.isContiguous && t.offset === 0)) return t as Tensor;
+    const c = contiguousCopy(t);
+    temps.push(c);
+    return c;
+  });
+  try {
+    return fn(...dense);
+  } finally {
+    for (const t of temps) t.destroy();
+  }
+}
+
+/** Up to 8 dims per operand, packed as WGSL array<vec4<u32>, 2>. */
+export const MAX_RANK = 8;
+
+function pack8(v: readonly number[]): number[] {
+  const out = new Array<number>(8).fill(0);
+  // Right-aligned so rank and indexing agree with the output shape.
+  v.forEach((x, i) => (out[i] = x));
+  return out;
+}
+
+/**
+ * Params of shaders/lib/strided.wgsl: the output shape and, per operand, its
+ * offset and strides in that shape.
+ */
+export function stridedParams(
+  shape: Shape,
+  operands: readonly { offset: number; strides: readonly number[] }[],
+  out: { offset: number; strides: readonly number[] },
+  s0 = 0,
+  s1 = 0,
+): number[] {
+  if (shape.length > MAX_RANK) throw new OpError(`rank ${shape.length} exceeds ${MAX_RANK}`);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const a = operands[0] ?? out;
+  const b = operands[1] ?? out;
+  const c = operands[2] ?? out;
+  const f = new Float32Array([s0, s1]);
+  const fu = new Uint32Array(f.buffer);
+  return [
+    n,
+    shape.length,
+    a.offset,
+    b.offset,
+    c.offset,
+    out.offset,
+    fu[0],
+    fu[1],
+    ...pack8(shape),
+    ...pack8(a.strides),
+    ...pack8(b.strides),
+    ...pack8(c.strides),
+    ...pack8(out.strides),
+  ];
+}
+
+/** dst view <- src view, bit for bit (f32 or i32). */
+export function copyInto(src: Tensor, dst: Tensor): void {
+  if (!sameShape(src.shape, dst.shape)) fail("copy", "shapes differ", src, dst);
+  const n = src.size;
+  if (n === 0) return;
+  launch(
+    { shader: "copy.wgsl" },
+    [src, dst],
+    stridedParams(dst.shape, [src], dst),
+    grid(n),
+  );
+}
+
+export function contiguousCopy(t: Tensor): Tensor {
+  const out = Tensor.empty(t.shape, t.dtype);
+  copyInto(t, out);
+  return out;
+}
+setContiguousHook(contiguousCopy);
+
+/** Fills a dense tensor with one value, as f32 or i32 bits. */
+export function fillDense(t: Tensor, value: number): void {
+  if (t.size === 0) return;
+  const bits = t.dtype === "f32" ? new Uint32Array(new Float32Array([value]).buffer)[0] : value >>> 0;
+  launch({ shader: "fill.wgsl" }, [t], [t.size, bits], grid(t.size));
+}
