@@ -64,7 +64,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (p.top_p < 1.0) {
     var lo = k_min;
     var hi = 0xffffffffu;
-    let target = p.top_p * total;
+    let goal_mass = p.top_p * total;
     while (lo < hi) {
       let mid = lo + (hi - lo) / 2u + 1u;
       var s = 0.0;
@@ -72,7 +72,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let v = x[base + i];
         if (key(v) >= mid) { s += exp((v - m) * p.inv_temp); }
       }
-      if (s >= target) { lo = mid; } else { hi = mid - 1u; }
+      if (s >= goal_mass) { lo = mid; } else { hi = mid - 1u; }
     }
     k_min = lo;
     total = 0.0;

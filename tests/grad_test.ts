@@ -18,12 +18,30 @@ const inp = (shape: number[], scale = 1, grad = true): GradInput => ({
   shape,
   grad,
 });
-const pos = (shape: number[]): GradInput => ({ data: R.randn(R.numel(shape), r).map((v) => Math.abs(v) + 0.5), shape });
+const pos = (shape: number[]): GradInput => ({
+  data: R.randn(R.numel(shape), r).map((v) => Math.abs(v) + 0.5),
+  shape,
+});
 const map = (f: (v: number) => number) => (x: Float64Array) => x.map(f);
-const unary = (op: (x: E.Tensor) => E.Tensor, f: (v: number) => number, input = inp([3, 5])) => () =>
-  gradcheck(op.name || "unary", [input], op, map(f));
-const bin = (op: (a: E.Tensor, b: E.Tensor) => E.Tensor, f: (a: number, b: number) => number, sa = [2, 3, 4], sb = [3, 1]) => () =>
-  gradcheck("binary", [inp(sa), { ...inp(sb), data: R.randn(R.numel(sb), r).map((v) => Math.sign(v) * (Math.abs(v) + 0.5)) }], op, (a, b) => R.broadcastMap([sa, sb], [a, b], f).data);
+const unary =
+  (op: (x: E.Tensor) => E.Tensor, f: (v: number) => number, input = inp([3, 5])) => () =>
+    gradcheck(op.name || "unary", [input], op, map(f));
+const bin = (
+  op: (a: E.Tensor, b: E.Tensor) => E.Tensor,
+  f: (a: number, b: number) => number,
+  sa = [2, 3, 4],
+  sb = [3, 1],
+) =>
+() =>
+  gradcheck(
+    "binary",
+    [inp(sa), {
+      ...inp(sb),
+      data: R.randn(R.numel(sb), r).map((v) => Math.sign(v) * (Math.abs(v) + 0.5)),
+    }],
+    op,
+    (a, b) => R.broadcastMap([sa, sb], [a, b], f).data,
+  );
 const sigm = (v: number) => 1 / (1 + Math.exp(-v));
 
 const CASES: Record<DiffOp, () => Promise<void>> = {
@@ -41,7 +59,10 @@ const CASES: Record<DiffOp, () => Promise<void>> = {
   sigmoid: unary(E.sigmoid, sigm),
   tanh: unary(E.tanh, Math.tanh),
   silu: unary(E.silu, (v) => v * sigm(v)),
-  gelu: unary(E.gelu, (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))),
+  gelu: unary(
+    E.gelu,
+    (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))),
+  ),
   affine: unary((x) => E.affine(x, -2.5, 1), (v) => -2.5 * v + 1),
   clamp: unary((x) => E.clamp(x, -0.3, 0.4), (v) => Math.min(Math.max(v, -0.3), 0.4)),
 
@@ -52,27 +73,69 @@ const CASES: Record<DiffOp, () => Promise<void>> = {
   maximum: bin(E.maximum, Math.max, [4, 3], [4, 3]),
   minimum: bin(E.minimum, Math.min, [2, 5], [1, 5]),
   where: () => {
-    const cond = { data: Float32Array.from({ length: 12 }, (_, i) => i % 3 === 0 ? 1 : 0), shape: [3, 4], grad: false };
-    return gradcheck("where", [cond, inp([4]), inp([3, 1])], E.where, (c, a, b) =>
-      R.broadcastMap([[3, 4], [4], [3, 1]], [c, a, b], (cv, av, bv) => (cv ? av : bv)).data);
+    const cond = {
+      data: Float32Array.from({ length: 12 }, (_, i) => i % 3 === 0 ? 1 : 0),
+      shape: [3, 4],
+      grad: false,
+    };
+    return gradcheck(
+      "where",
+      [cond, inp([4]), inp([3, 1])],
+      E.where,
+      (c, a, b) =>
+        R.broadcastMap([[3, 4], [4], [3, 1]], [c, a, b], (cv, av, bv) => (cv ? av : bv)).data,
+    );
   },
 
-  contiguous: () => gradcheck("contiguous", [inp([3, 5])], (x) => E.contiguous(E.transpose(x)), (x) => R.permute(x, [3, 5], [1, 0])),
-  reshape: () => gradcheck("reshape", [inp([3, 4])], (x) => E.mul(E.reshape(x, [2, 6]), E.tensor(Float32Array.from({ length: 12 }, (_, i) => i), [2, 6])), (x) => x.map((v, i) => v * i)),
-  permute: () => gradcheck("permute", [inp([2, 3, 4])], (x) => E.permute(x, [2, 0, 1]), (x) => R.permute(x, [2, 3, 4], [2, 0, 1])),
+  contiguous: () =>
+    gradcheck(
+      "contiguous",
+      [inp([3, 5])],
+      (x) => E.contiguous(E.transpose(x)),
+      (x) => R.permute(x, [3, 5], [1, 0]),
+    ),
+  reshape: () =>
+    gradcheck(
+      "reshape",
+      [inp([3, 4])],
+      (x) =>
+        E.mul(
+          E.reshape(x, [2, 6]),
+          E.tensor(Float32Array.from({ length: 12 }, (_, i) => i), [2, 6]),
+        ),
+      (x) => x.map((v, i) => v * i),
+    ),
+  permute: () =>
+    gradcheck(
+      "permute",
+      [inp([2, 3, 4])],
+      (x) => E.permute(x, [2, 0, 1]),
+      (x) => R.permute(x, [2, 3, 4], [2, 0, 1]),
+    ),
   slice: () =>
     gradcheck("slice", [inp([4, 5])], (x) => E.slice(x, [1, 2], [3, 5]), (x) => {
       const out: number[] = [];
       for (let i = 1; i < 3; i++) for (let j = 2; j < 5; j++) out.push(x[i * 5 + j]);
       return out;
     }),
-  expand: () => gradcheck("expand", [inp([3, 1])], (x) => E.expand(x, [2, 3, 4]), (x) => Array.from({ length: 24 }, (_, i) => x[Math.floor(i / 4) % 3])),
+  expand: () =>
+    gradcheck(
+      "expand",
+      [inp([3, 1])],
+      (x) => E.expand(x, [2, 3, 4]),
+      (x) => Array.from({ length: 24 }, (_, i) => x[Math.floor(i / 4) % 3]),
+    ),
   pad: () =>
-    gradcheck("pad", [inp([2, 2])], (x) => apply("pad", [x], { starts: [1, 0], shape: [4, 3] }), (x) => {
-      const out = new Array(12).fill(0);
-      for (let i = 0; i < 2; i++) for (let j = 0; j < 2; j++) out[(i + 1) * 3 + j] = x[i * 2 + j];
-      return out;
-    }),
+    gradcheck(
+      "pad",
+      [inp([2, 2])],
+      (x) => apply("pad", [x], { starts: [1, 0], shape: [4, 3] }),
+      (x) => {
+        const out = new Array(12).fill(0);
+        for (let i = 0; i < 2; i++) for (let j = 0; j < 2; j++) out[(i + 1) * 3 + j] = x[i * 2 + j];
+        return out;
+      },
+    ),
   concat: () =>
     gradcheck("concat", [inp([2, 3]), inp([2, 1])], (a, b) => E.concat([a, b], 1), (a, b) => {
       const out: number[] = [];
@@ -80,18 +143,38 @@ const CASES: Record<DiffOp, () => Promise<void>> = {
       return out;
     }),
 
-  sum: () => gradcheck("sum", [inp([3, 4, 5])], (x) => E.sum(x, 1), (x) => R.reduce(x, [3, 4, 5], 1, (v) => v.reduce((a, b) => a + b, 0))),
-  max: () => gradcheck("max", [inp([4, 6])], (x) => E.max(x, 1, true), (x) => R.reduce(x, [4, 6], 1, (v) => Math.max(...v))),
+  sum: () =>
+    gradcheck(
+      "sum",
+      [inp([3, 4, 5])],
+      (x) => E.sum(x, 1),
+      (x) => R.reduce(x, [3, 4, 5], 1, (v) => v.reduce((a, b) => a + b, 0)),
+    ),
+  max: () =>
+    gradcheck(
+      "max",
+      [inp([4, 6])],
+      (x) => E.max(x, 1, true),
+      (x) => R.reduce(x, [4, 6], 1, (v) => Math.max(...v)),
+    ),
 
-  softmax: () => gradcheck("softmax", [inp([3, 7], 2)], (x) => E.softmax(x), (x) => R.rows(x, 7, R.softmaxRow)),
-  logSoftmax: () => gradcheck("logSoftmax", [inp([3, 7], 2)], (x) => E.logSoftmax(x), (x) => R.rows(x, 7, R.logSoftmaxRow)),
+  softmax: () =>
+    gradcheck("softmax", [inp([3, 7], 2)], (x) => E.softmax(x), (x) => R.rows(x, 7, R.softmaxRow)),
+  logSoftmax: () =>
+    gradcheck(
+      "logSoftmax",
+      [inp([3, 7], 2)],
+      (x) => E.logSoftmax(x),
+      (x) => R.rows(x, 7, R.logSoftmaxRow),
+    ),
   attentionSoftmax: () => {
     // scores [B=2, X=1, R=2*3 (G=2, Tq=3), Tk=5], query t at qOffset 2 + t, batch 1 left-padded by 1.
     const keyStart = { data: new Int32Array([0, 1]), shape: [2], grad: false };
     return gradcheck(
       "attentionSoftmax",
       [inp([2, 1, 6, 5]), keyStart],
-      (s, ks) => apply("attentionSoftmax", [s, ks], { scale: 0.7, causal: true, qLen: 3, qOffset: 2 }),
+      (s, ks) =>
+        apply("attentionSoftmax", [s, ks], { scale: 0.7, causal: true, qLen: 3, qOffset: 2 }),
       (s, ks) => {
         const out = new Float64Array(s.length);
         for (let row = 0; row < 12; row++) {
@@ -116,7 +199,13 @@ const CASES: Record<DiffOp, () => Promise<void>> = {
       (x, y, m) => R.crossEntropy(x, y, 6, m),
     );
   },
-  rmsNorm: () => gradcheck("rmsNorm", [inp([4, 6]), inp([6])], (x, w) => E.rmsNorm(x, w, 1e-5), (x, w) => R.rmsNorm(x, w, 6, 1e-5)),
+  rmsNorm: () =>
+    gradcheck(
+      "rmsNorm",
+      [inp([4, 6]), inp([6])],
+      (x, w) => E.rmsNorm(x, w, 1e-5),
+      (x, w) => R.rmsNorm(x, w, 6, 1e-5),
+    ),
   rope: async () => {
     const tables = E.ropeTables(8, 16, 100);
     const p = { data: new Int32Array([0, 3, 5, 1, 2, 9]), shape: [2, 3], grad: false };
@@ -132,11 +221,21 @@ const CASES: Record<DiffOp, () => Promise<void>> = {
 
   embedding: () => {
     const ids = { data: new Int32Array([3, 0, 3, 3, 1, 0, 2]), shape: [7], grad: false };
-    return gradcheck("embedding", [inp([5, 4]), ids], E.embedding, (t, id) => Array.from(id).flatMap((i) => Array.from(t.slice(i * 4, i * 4 + 4))));
+    return gradcheck(
+      "embedding",
+      [inp([5, 4]), ids],
+      E.embedding,
+      (t, id) => Array.from(id).flatMap((i) => Array.from(t.slice(i * 4, i * 4 + 4))),
+    );
   },
   gatherLast: () => {
     const idx = { data: new Int32Array([1, 4, 0]), shape: [3], grad: false };
-    return gradcheck("gatherLast", [inp([3, 5]), idx], E.gatherLast, (x, i) => Array.from(i, (j, row) => x[row * 5 + j]));
+    return gradcheck(
+      "gatherLast",
+      [inp([3, 5]), idx],
+      E.gatherLast,
+      (x, i) => Array.from(i, (j, row) => x[row * 5 + j]),
+    );
   },
 
   matmul: async () => {

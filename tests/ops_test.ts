@@ -6,31 +6,31 @@ import { assertClose } from "./support/assert.ts";
 import "./support/gpu.ts";
 
 const r = R.rng(1234);
-const randShape = (rank: number, max = 9) => Array.from({ length: rank }, () => 1 + Math.floor(r() * max));
 
-const UNARY_REF: Record<string, [(x: number) => number, (x: E.Tensor) => E.Tensor, "any" | "pos"]> = {
-  neg: [(x) => -x, E.neg, "any"],
-  exp: [Math.exp, E.exp, "any"],
-  log: [Math.log, E.log, "pos"],
-  sqrt: [Math.sqrt, E.sqrt, "pos"],
-  rsqrt: [(x) => 1 / Math.sqrt(x), E.rsqrt, "pos"],
-  abs: [Math.abs, E.abs, "any"],
-  sin: [Math.sin, E.sin, "any"],
-  cos: [Math.cos, E.cos, "any"],
-  square: [(x) => x * x, E.square, "any"],
-  recip: [(x) => 1 / x, E.recip, "pos"],
-  relu: [(x) => Math.max(x, 0), E.relu, "any"],
-  sigmoid: [(x) => 1 / (1 + Math.exp(-x)), E.sigmoid, "any"],
-  tanh: [Math.tanh, E.tanh, "any"],
-  silu: [(x) => x / (1 + Math.exp(-x)), E.silu, "any"],
-  gelu: [
-    (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
-    E.gelu,
-    "any",
-  ],
-  affine: [(x) => x * 1.5 - 0.25, (x) => E.affine(x, 1.5, -0.25), "any"],
-  clamp: [(x) => Math.min(Math.max(x, -0.5), 0.7), (x) => E.clamp(x, -0.5, 0.7), "any"],
-};
+const UNARY_REF: Record<string, [(x: number) => number, (x: E.Tensor) => E.Tensor, "any" | "pos"]> =
+  {
+    neg: [(x) => -x, E.neg, "any"],
+    exp: [Math.exp, E.exp, "any"],
+    log: [Math.log, E.log, "pos"],
+    sqrt: [Math.sqrt, E.sqrt, "pos"],
+    rsqrt: [(x) => 1 / Math.sqrt(x), E.rsqrt, "pos"],
+    abs: [Math.abs, E.abs, "any"],
+    sin: [Math.sin, E.sin, "any"],
+    cos: [Math.cos, E.cos, "any"],
+    square: [(x) => x * x, E.square, "any"],
+    recip: [(x) => 1 / x, E.recip, "pos"],
+    relu: [(x) => Math.max(x, 0), E.relu, "any"],
+    sigmoid: [(x) => 1 / (1 + Math.exp(-x)), E.sigmoid, "any"],
+    tanh: [Math.tanh, E.tanh, "any"],
+    silu: [(x) => x / (1 + Math.exp(-x)), E.silu, "any"],
+    gelu: [
+      (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+      E.gelu,
+      "any",
+    ],
+    affine: [(x) => x * 1.5 - 0.25, (x) => E.affine(x, 1.5, -0.25), "any"],
+    clamp: [(x) => Math.min(Math.max(x, -0.5), 0.7), (x) => E.clamp(x, -0.5, 0.7), "any"],
+  };
 
 for (const [name, [ref, op, domain]] of Object.entries(UNARY_REF)) {
   Deno.test(`unary ${name} matches float64 on odd shapes, strided views too`, async () => {
@@ -38,14 +38,26 @@ for (const [name, [ref, op, domain]] of Object.entries(UNARY_REF)) {
       let data = R.randn(R.numel(shape), r, 2);
       if (domain === "pos") data = data.map((v) => Math.abs(v) + 0.1);
       const x = E.tensor(data, shape);
-      assertClose(await (op(x)).data(), Array.from(data, ref), { what: `${name}${shape}`, rtol: 2e-5, atol: 1e-6 });
+      assertClose(await (op(x)).data(), Array.from(data, ref), {
+        what: `${name}${shape}`,
+        rtol: 2e-5,
+        atol: 1e-6,
+      });
       if (shape.length >= 2) {
         const t = E.transpose(x);
-        const expected = R.permute(Array.from(data, ref), shape, shape.map((_, i) => i).reverse().slice(0, 0).concat(
-          shape.map((_, i) => i).slice(0, -2),
-          [shape.length - 1, shape.length - 2],
-        ));
-        assertClose(await op(t).data(), expected, { what: `${name} transposed`, rtol: 2e-5, atol: 1e-6 });
+        const expected = R.permute(
+          Array.from(data, ref),
+          shape,
+          shape.map((_, i) => i).reverse().slice(0, 0).concat(
+            shape.map((_, i) => i).slice(0, -2),
+            [shape.length - 1, shape.length - 2],
+          ),
+        );
+        assertClose(await op(t).data(), expected, {
+          what: `${name} transposed`,
+          rtol: 2e-5,
+          atol: 1e-6,
+        });
       }
     }
   });
@@ -58,7 +70,10 @@ Deno.test("tanh, sigmoid, silu and gelu stay finite at |x| = 100", async () => {
   }
 });
 
-const BINARY_REF: Record<string, [(a: number, b: number) => number, (a: E.Tensor, b: E.Tensor) => E.Tensor]> = {
+const BINARY_REF: Record<
+  string,
+  [(a: number, b: number) => number, (a: E.Tensor, b: E.Tensor) => E.Tensor]
+> = {
   add: [(a, b) => a + b, E.add],
   sub: [(a, b) => a - b, E.sub],
   mul: [(a, b) => a * b, E.mul],
@@ -113,11 +128,16 @@ Deno.test("sum, mean and max over every axis match float64", async () => {
       const s = R.reduce(data, shape, axis, (v) => v.reduce((a, b) => a + b, 0));
       assertClose(await E.sum(x, axis).data(), s, { what: `sum ${shape} axis ${axis}` });
       assertClose(await E.mean(x, axis).data(), s.map((v) => v / shape[axis]), { what: "mean" });
-      assertClose(await E.max(x, axis).data(), R.reduce(data, shape, axis, (v) => Math.max(...v)), { what: "max" });
+      assertClose(await E.max(x, axis).data(), R.reduce(data, shape, axis, (v) => Math.max(...v)), {
+        what: "max",
+      });
       const kept = E.sum(x, axis, true);
       assert.deepEqual(kept.shape, shape.map((d, i) => (i === axis ? 1 : d)));
     }
-    assertClose(await E.sum(x).data(), [data.reduce((a, b) => a + b, 0)], { what: "sum all", rtol: 1e-4 });
+    assertClose(await E.sum(x).data(), [data.reduce((a, b) => a + b, 0)], {
+      what: "sum all",
+      rtol: 1e-4,
+    });
   }
 });
 
@@ -135,7 +155,11 @@ Deno.test("softmax and logSoftmax match float64, large logits included", async (
     const data = R.randn(R.numel(shape), r, 30);
     const x = E.tensor(data, shape);
     assertClose(await E.softmax(x).data(), R.rows(data, n, R.softmaxRow), { what: "softmax" });
-    assertClose(await E.logSoftmax(x).data(), R.rows(data, n, R.logSoftmaxRow), { what: "logSoftmax", rtol: 1e-5, atol: 1e-4 });
+    assertClose(await E.logSoftmax(x).data(), R.rows(data, n, R.logSoftmaxRow), {
+      what: "logSoftmax",
+      rtol: 1e-5,
+      atol: 1e-4,
+    });
   }
 });
 
@@ -148,12 +172,21 @@ Deno.test("crossEntropy gathers labels, honours the mask and ignore_index", asyn
     const lt = E.tensor(logits, [rows, n]);
     const yt = E.tensor(labels, [rows]);
     const mt = E.tensor(mask, [rows]);
-    assertClose(await E.crossEntropy(lt, yt, { reduction: "none" }).data(), R.crossEntropy(logits, labels, n), { what: "ce" });
+    assertClose(
+      await E.crossEntropy(lt, yt, { reduction: "none" }).data(),
+      R.crossEntropy(logits, labels, n),
+      { what: "ce" },
+    );
     const masked = R.crossEntropy(logits, labels, n, mask);
-    assertClose(await E.crossEntropy(lt, yt, { mask: mt, reduction: "none" }).data(), masked, { what: "ce masked" });
+    assertClose(await E.crossEntropy(lt, yt, { mask: mt, reduction: "none" }).data(), masked, {
+      what: "ce masked",
+    });
     const weight = Array.from(labels).reduce((s, l, i) => s + (l === -100 ? 0 : mask[i]), 0);
     const mean = masked.reduce((a, b) => a + b, 0) / Math.max(weight, 1e-12);
-    assertClose(await E.crossEntropy(lt, yt, { mask: mt }).data(), [mean], { what: "ce mean", rtol: 1e-4 });
+    assertClose(await E.crossEntropy(lt, yt, { mask: mt }).data(), [mean], {
+      what: "ce mean",
+      rtol: 1e-4,
+    });
   }
 });
 
@@ -218,7 +251,9 @@ Deno.test("embedding and gatherLast pick the right rows and entries", async () =
   assertClose(await got.data(), want, { what: "embedding" });
   const x = R.randn(7 * V, r);
   const g = E.gatherLast(E.tensor(x, [7, V]), E.tensor(ids.slice(0, 7), [7]));
-  assertClose(await g.data(), Array.from(ids.slice(0, 7), (id, i) => x[i * V + id]), { what: "gatherLast" });
+  assertClose(await g.data(), Array.from(ids.slice(0, 7), (id, i) => x[i * V + id]), {
+    what: "gatherLast",
+  });
 });
 
 Deno.test("slice, concat, transpose, reshape and contiguous keep values in place", async () => {
@@ -227,21 +262,61 @@ Deno.test("slice, concat, transpose, reshape and contiguous keep values in place
   const x = E.tensor(data, shape);
   const s = E.slice(x, [1, 0, 2], [3, 3, 5]);
   const want: number[] = [];
-  for (let i = 1; i < 3; i++) for (let j = 0; j < 3; j++) for (let k = 2; k < 5; k++) want.push(i * 20 + j * 5 + k);
+  for (let i = 1; i < 3; i++) {
+    for (let j = 0; j < 3; j++) for (let k = 2; k < 5; k++) want.push(i * 20 + j * 5 + k);
+  }
   assert.deepEqual(Array.from(await s.data()), want);
   const t = E.permute(x, [2, 0, 1]);
-  assert.deepEqual(Array.from(await E.contiguous(t).data()), Array.from(R.permute(data, shape, [2, 0, 1])));
+  assert.deepEqual(
+    Array.from(await E.contiguous(t).data()),
+    Array.from(R.permute(data, shape, [2, 0, 1])),
+  );
   const rs = E.reshape(t, [5, -1]);
   assert.deepEqual(rs.shape, [5, 12]);
   assert.deepEqual(Array.from(await rs.data()), Array.from(R.permute(data, shape, [2, 0, 1])));
   const c = E.concat([E.narrow(x, 1, 0, 1), E.narrow(x, 1, 3, 1)], 1);
   assert.deepEqual(c.shape, [3, 2, 5]);
-  assert.deepEqual(Array.from(await c.data()), [0, 1, 2, 3, 4, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 55, 56, 57, 58, 59]);
+  assert.deepEqual(Array.from(await c.data()), [
+    0,
+    1,
+    2,
+    3,
+    4,
+    15,
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
+    22,
+    23,
+    24,
+    35,
+    36,
+    37,
+    38,
+    39,
+    40,
+    41,
+    42,
+    43,
+    44,
+    55,
+    56,
+    57,
+    58,
+    59,
+  ]);
   const ids = E.tensor(new Int32Array([5, -7, 2 ** 31 - 1, 0]), [2, 2]);
   assert.deepEqual(Array.from(await E.transpose(ids).data()), [5, 2 ** 31 - 1, -7, 0]);
 });
 
 Deno.test("cast converts between i32 and f32", async () => {
-  assert.deepEqual(Array.from(await E.cast(E.tensor(new Int32Array([-3, 0, 7])), "f32").data()), [-3, 0, 7]);
+  assert.deepEqual(Array.from(await E.cast(E.tensor(new Int32Array([-3, 0, 7])), "f32").data()), [
+    -3,
+    0,
+    7,
+  ]);
   assert.deepEqual(Array.from(await E.cast(E.tensor([-2.7, 0.2, 9.9]), "i32").data()), [-2, 0, 9]);
 });

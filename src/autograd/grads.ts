@@ -18,11 +18,17 @@ export type GradRule<K extends DiffOp> = (
 
 type Grads = { [K in DiffOp]: GradRule<K> };
 
-const helper = (op: "sign" | "step" | "siluGrad" | "geluGrad" | "sigmoidGradFromY" | "tanhGradFromY", x: Tensor) =>
-  apply(op, [x], {});
+const helper = (
+  op: "sign" | "step" | "siluGrad" | "geluGrad" | "sigmoidGradFromY" | "tanhGradFromY",
+  x: Tensor,
+) => apply(op, [x], {});
 
 /** Gradients of a broadcasting binary op, summed back to each input's shape. */
-const broadcast = (ga: Tensor, gb: Tensor, [a, b]: readonly Tensor[]) => [T.sumTo(ga, a.shape), T.sumTo(gb, b.shape)];
+const broadcast = (
+  ga: Tensor,
+  gb: Tensor,
+  [a, b]: readonly Tensor[],
+) => [T.sumTo(ga, a.shape), T.sumTo(gb, b.shape)];
 
 export const GRADS: Grads = {
   neg: (g) => [T.neg(g)],
@@ -55,7 +61,10 @@ export const GRADS: Grads = {
     const pick = T.le(ins[0], ins[1]);
     return broadcast(T.mul(g, pick), T.mul(g, T.affine(pick, -1, 1)), ins);
   },
-  where: (g, [cond, a, b]) => [null, T.sumTo(T.where(cond, g, 0), a.shape), T.sumTo(T.where(cond, 0, g), b.shape)],
+  where: (
+    g,
+    [cond, a, b],
+  ) => [null, T.sumTo(T.where(cond, g, 0), a.shape), T.sumTo(T.where(cond, 0, g), b.shape)],
 
   contiguous: (g) => [g],
   reshape: (g, [x]) => [T.reshape(g, x.shape)],
@@ -96,7 +105,9 @@ export const GRADS: Grads = {
     ...ins.slice(1).map(() => null),
   ],
   crossEntropy: (g, [logits, labels, mask], _, { ignoreIndex }) => [
-    apply("crossEntropyBackward", mask ? [logits, labels, g, mask] : [logits, labels, g], { ignoreIndex }),
+    apply("crossEntropyBackward", mask ? [logits, labels, g, mask] : [logits, labels, g], {
+      ignoreIndex,
+    }),
     null,
     ...(mask ? [null] : []),
   ],
@@ -111,13 +122,20 @@ export const GRADS: Grads = {
     null,
   ],
 
-  embedding: (g, [table, ids]) => [apply("embeddingBackward", [g, ids], { rows: table.shape[0] }), null],
+  embedding: (
+    g,
+    [table, ids],
+  ) => [apply("embeddingBackward", [g, ids], { rows: table.shape[0] }), null],
   gatherLast: (g, [x, idx]) => [apply("scatterLast", [g, idx], { n: x.shape[x.ndim - 1] }), null],
 
   matmul: (g, [a, b], _, { transA, transB }) => {
     // C = opA(A)·opB(B): dopA = G·opB(B)ᵀ, dopB = opA(A)ᵀ·G, stored back in A's and B's layouts.
-    const da = transA ? T.matmul(b, g, { transA: transB, transB: true }) : T.matmul(g, b, { transB: !transB });
-    const db = transB ? T.matmul(g, a, { transA: true, transB: transA }) : T.matmul(a, g, { transA: !transA });
+    const da = transA
+      ? T.matmul(b, g, { transA: transB, transB: true })
+      : T.matmul(g, b, { transB: !transB });
+    const db = transB
+      ? T.matmul(g, a, { transA: true, transB: transA })
+      : T.matmul(a, g, { transA: !transA });
     return [T.sumTo(da, a.shape), T.sumTo(db, b.shape)];
   },
 };

@@ -7,7 +7,7 @@ import * as T from "../tensor/api.ts";
 import { setRecordHook } from "../tensor/apply.ts";
 import { type DiffOp, isDifferentiable } from "../tensor/ops.ts";
 import { fmtShape, keep, type Tensor, tidy } from "../tensor/tensor.ts";
-import { GRADS, type GradRule } from "./grads.ts";
+import { type GradRule, GRADS } from "./grads.ts";
 
 let enabled = true;
 
@@ -52,7 +52,9 @@ function topoOrder(root: Tensor): Tensor[] {
     if (seen.has(t)) continue;
     seen.add(t);
     stack.push([t, true]);
-    for (const i of t.node?.inputs ?? []) if (i.requiresGrad && !seen.has(i)) stack.push([i, false]);
+    for (const i of t.node?.inputs ?? []) {
+      if (i.requiresGrad && !seen.has(i)) stack.push([i, false]);
+    }
   }
   return order;
 }
@@ -66,11 +68,16 @@ function topoOrder(root: Tensor): Tensor[] {
 export function backward(root: Tensor, grad?: Tensor): void {
   if (!root.requiresGrad) throw new OpError("backward: the tensor does not require grad");
   if (!grad && root.size !== 1) {
-    throw new OpError(`backward: a gradient is needed for a non-scalar root of shape ${fmtShape(root.shape)}`);
+    throw new OpError(
+      `backward: a gradient is needed for a non-scalar root of shape ${fmtShape(root.shape)}`,
+    );
   }
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>();
-  grads.set(root, grad ? grad.view(grad.shape, grad.strides, grad.offset) : keep(T.ones(root.shape)));
+  grads.set(
+    root,
+    grad ? grad.view(grad.shape, grad.strides, grad.offset) : keep(T.ones(root.shape)),
+  );
   noGrad(() => {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
@@ -86,7 +93,9 @@ export function backward(root: Tensor, grad?: Tensor): void {
       const results = tidy(() =>
         // Each result gets its own handle on shared storage, so that freeing
         // one (or g itself) never frees another.
-        rule(g, node.inputs, t, node.attrs as never).map((x) => x && x.view(x.shape, x.strides, x.offset))
+        rule(g, node.inputs, t, node.attrs as never).map((x) =>
+          x && x.view(x.shape, x.strides, x.offset)
+        )
       );
       g.destroy();
       node.inputs.forEach((input, k) => {

@@ -52,7 +52,8 @@ export class Recorder {
     this.#paramsU32 = new Uint32Array(this.#paramsHost);
     this.#params = this.#makeParams();
     device.addEventListener("uncapturederror", (e) => {
-      this.#error ??= (e as GPUUncapturedErrorEvent).error.message.split("\n")[0];
+      const lines = (e as GPUUncapturedErrorEvent).error.message.split("\n").map((l) => l.trim());
+      this.#error ??= lines.filter(Boolean).slice(0, 2).join(": ") || "unknown error";
     });
   }
 
@@ -120,7 +121,13 @@ export class Recorder {
    */
   upload(dst: PooledBuffer, dstOffset: number, data: ArrayBufferView): void {
     if (this.pending > 0) this.flush();
-    this.device.queue.writeBuffer(dst.buffer, dstOffset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(
+      dst.buffer,
+      dstOffset,
+      data.buffer as ArrayBuffer,
+      data.byteOffset,
+      data.byteLength,
+    );
   }
 
   /** Submits what has been recorded. Costs no wait. */
@@ -151,7 +158,9 @@ export class Recorder {
       size: Math.max(total, 4),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    requests.forEach((r, i) => this.copy(r.buf, r.offset, { id: 0, buffer: staging, size: total }, offsets[i], r.bytes));
+    requests.forEach((r, i) =>
+      this.copy(r.buf, r.offset, { id: 0, buffer: staging, size: total }, offsets[i], r.bytes)
+    );
     this.flush();
     this.readbacks++;
     try {

@@ -125,7 +125,13 @@ export class AdamW {
       offset += chunks;
     }
     const first = params[0]?.grad ?? this.#partials;
-    launch({ ...spec, entry: "finish" }, [first, this.#partials, this.clipState], [0, 0, CHUNK, offset, f32bits(maxNorm)], [1, 1, 1]);
+    launch({ ...spec, entry: "finish" }, [first, this.#partials, this.clipState], [
+      0,
+      0,
+      CHUNK,
+      offset,
+      f32bits(maxNorm),
+    ], [1, 1, 1]);
   }
 
   /** The global gradient norm of the last step (one readback). */
@@ -146,14 +152,23 @@ export class AdamW {
   loadStateDict(state: AdamWState): void {
     const n = this.params.length;
     if (state.exp_avg.length !== n || state.exp_avg_sq.length !== n) {
-      throw new OpError(`AdamW.loadStateDict: state has ${state.exp_avg.length} tensors, optimizer has ${n}`);
+      throw new OpError(
+        `AdamW.loadStateDict: state has ${state.exp_avg.length} tensors, optimizer has ${n}`,
+      );
     }
     this.step = state.step;
     const { recorder } = gpu();
     this.params.forEach((p, i) => {
-      for (const [arr, t] of [[state.exp_avg[i], this.#m[i]], [state.exp_avg_sq[i], this.#v[i]]] as const) {
+      for (
+        const [arr, t] of [[state.exp_avg[i], this.#m[i]], [
+          state.exp_avg_sq[i],
+          this.#v[i],
+        ]] as const
+      ) {
         if (arr.length !== p.size) {
-          throw new OpError(`AdamW.loadStateDict: state tensor ${i} has ${arr.length} values, parameter has ${p.size}`);
+          throw new OpError(
+            `AdamW.loadStateDict: state tensor ${i} has ${arr.length} values, parameter has ${p.size}`,
+          );
         }
         recorder.upload(t.buffer("loadStateDict"), 0, arr);
       }

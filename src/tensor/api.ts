@@ -18,8 +18,8 @@ export function full(shape: Shape, value: number, dtype: DType = "f32"): Tensor 
   return t;
 }
 
-export const zeros = (shape: Shape, dtype: DType = "f32") => full(shape, 0, dtype);
-export const ones = (shape: Shape, dtype: DType = "f32") => full(shape, 1, dtype);
+export const zeros = (shape: Shape, dtype: DType = "f32"): Tensor => full(shape, 0, dtype);
+export const ones = (shape: Shape, dtype: DType = "f32"): Tensor => full(shape, 1, dtype);
 
 export function arange(n: number, dtype: DType = "i32"): Tensor {
   return tensor(Array.from({ length: n }, (_, i) => i), [n], dtype);
@@ -27,30 +27,36 @@ export function arange(n: number, dtype: DType = "i32"): Tensor {
 
 // ---- Elementwise -------------------------------------------------------------
 
-const un = (op: UnaryOp) => (x: Tensor) => apply(op, [x], {});
-export const neg = un("neg");
-export const exp = un("exp");
-export const log = un("log");
-export const sqrt = un("sqrt");
-export const rsqrt = un("rsqrt");
-export const abs = un("abs");
-export const sin = un("sin");
-export const cos = un("cos");
-export const square = un("square");
-export const recip = un("recip");
-export const relu = un("relu");
-export const sigmoid = un("sigmoid");
-export const tanh = un("tanh");
-export const silu = un("silu");
-export const gelu = un("gelu");
-
-/** x * scale + shift, in one kernel. */
-export const affine = (x: Tensor, scale: number, shift = 0) => apply("affine", [x], { s0: scale, s1: shift });
-export const clamp = (x: Tensor, min: number, max: number) => apply("clamp", [x], { s0: min, s1: max });
-
 type Operand = Tensor | number;
 
-function bin(op: BinaryOp, scalar: (x: Tensor, c: number) => Tensor) {
+type Unary = (x: Tensor) => Tensor;
+type Binary = (a: Operand, b: Operand) => Tensor;
+type Compare = (a: Tensor, b: Operand) => Tensor;
+
+const un = (op: UnaryOp): Unary => (x: Tensor) => apply(op, [x], {});
+export const neg: Unary = un("neg");
+export const exp: Unary = un("exp");
+export const log: Unary = un("log");
+export const sqrt: Unary = un("sqrt");
+export const rsqrt: Unary = un("rsqrt");
+export const abs: Unary = un("abs");
+export const sin: Unary = un("sin");
+export const cos: Unary = un("cos");
+export const square: Unary = un("square");
+export const recip: Unary = un("recip");
+export const relu: Unary = un("relu");
+export const sigmoid: Unary = un("sigmoid");
+export const tanh: Unary = un("tanh");
+export const silu: Unary = un("silu");
+export const gelu: Unary = un("gelu");
+
+/** x * scale + shift, in one kernel. */
+export const affine = (x: Tensor, scale: number, shift = 0): Tensor =>
+  apply("affine", [x], { s0: scale, s1: shift });
+export const clamp = (x: Tensor, min: number, max: number): Tensor =>
+  apply("clamp", [x], { s0: min, s1: max });
+
+function bin(op: BinaryOp, scalar: (x: Tensor, c: number) => Tensor): Binary {
   return (a: Operand, b: Operand): Tensor => {
     if (typeof a === "number" && typeof b === "number") throw new OpError(`${op}: needs a tensor`);
     if (typeof b === "number") return scalar(a as Tensor, b);
@@ -64,21 +70,27 @@ function scalarLike(v: number, like: Tensor): Tensor {
   return full(like.shape.map(() => 1), v);
 }
 
-export const add = bin("add", (x, c) => affine(x, 1, c));
-export const sub = bin("sub", (x, c) => affine(x, 1, -c));
-export const mul = bin("mul", (x, c) => affine(x, c, 0));
-export const div = bin("div", (x, c) => affine(x, 1 / c, 0));
-export const maximum = bin("maximum", (x, c) => apply("maximum", [x, scalarLike(c, x)], {}));
-export const minimum = bin("minimum", (x, c) => apply("minimum", [x, scalarLike(c, x)], {}));
+export const add: Binary = bin("add", (x, c) => affine(x, 1, c));
+export const sub: Binary = bin("sub", (x, c) => affine(x, 1, -c));
+export const mul: Binary = bin("mul", (x, c) => affine(x, c, 0));
+export const div: Binary = bin("div", (x, c) => affine(x, 1 / c, 0));
+export const maximum: Binary = bin(
+  "maximum",
+  (x, c) => apply("maximum", [x, scalarLike(c, x)], {}),
+);
+export const minimum: Binary = bin(
+  "minimum",
+  (x, c) => apply("minimum", [x, scalarLike(c, x)], {}),
+);
 
-const cmp = (op: CompareOp) => (a: Tensor, b: Operand) =>
+const cmp = (op: CompareOp): Compare => (a: Tensor, b: Operand) =>
   apply(op, [a, typeof b === "number" ? scalarLike(b, a) : b], {});
-export const eq = cmp("eq");
-export const ne = cmp("ne");
-export const lt = cmp("lt");
-export const le = cmp("le");
-export const gt = cmp("gt");
-export const ge = cmp("ge");
+export const eq: Compare = cmp("eq");
+export const ne: Compare = cmp("ne");
+export const lt: Compare = cmp("lt");
+export const le: Compare = cmp("le");
+export const gt: Compare = cmp("gt");
+export const ge: Compare = cmp("ge");
 
 /** a where cond != 0, else b. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
@@ -89,17 +101,25 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
 }
 
 /** value where mask != 0, else x (torch.Tensor.masked_fill). */
-export const maskedFill = (x: Tensor, mask: Tensor, value: number) => where(mask, value, x);
+export const maskedFill = (x: Tensor, mask: Tensor, value: number): Tensor => where(mask, value, x);
 
-export const cast = (x: Tensor, to: DType) => (x.dtype === to ? x : apply("cast", [x], { to }));
+export const cast = (
+  x: Tensor,
+  to: DType,
+): Tensor => (x.dtype === to ? x : apply("cast", [x], { to }));
 
 // ---- Views and copies --------------------------------------------------------
 
-export const reshape = (x: Tensor, shape: readonly number[]) => apply("reshape", [x], { shape: [...shape] });
-export const flatten = (x: Tensor) => reshape(x, [-1]);
-export const permute = (x: Tensor, dims: readonly number[]) => apply("permute", [x], { dims: [...dims] });
-export const contiguous = (x: Tensor) => (x.isContiguous ? x : apply("contiguous", [x], {}));
-export const expand = (x: Tensor, shape: readonly number[]) => apply("expand", [x], { shape: [...shape] });
+export const reshape = (x: Tensor, shape: readonly number[]): Tensor =>
+  apply("reshape", [x], { shape: [...shape] });
+export const flatten = (x: Tensor): Tensor => reshape(x, [-1]);
+export const permute = (x: Tensor, dims: readonly number[]): Tensor =>
+  apply("permute", [x], { dims: [...dims] });
+export const contiguous = (
+  x: Tensor,
+): Tensor => (x.isContiguous ? x : apply("contiguous", [x], {}));
+export const expand = (x: Tensor, shape: readonly number[]): Tensor =>
+  apply("expand", [x], { shape: [...shape] });
 
 export function transpose(x: Tensor, d0 = -2, d1 = -1): Tensor {
   const a = normAxis("transpose", d0, x.ndim);
@@ -117,8 +137,9 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
   return apply("slice", [x], { starts, ends });
 }
 
-export const slice = (x: Tensor, starts: number[], ends: number[]) => apply("slice", [x], { starts, ends });
-export const concat = (xs: Tensor[], axis = 0) => apply("concat", xs, { axis });
+export const slice = (x: Tensor, starts: number[], ends: number[]): Tensor =>
+  apply("slice", [x], { starts, ends });
+export const concat = (xs: Tensor[], axis = 0): Tensor => apply("concat", xs, { axis });
 
 export function unsqueeze(x: Tensor, axis: number): Tensor {
   const a = normAxis("unsqueeze", axis, x.ndim + 1);
@@ -152,7 +173,7 @@ export function max(x: Tensor, axis?: number, keepdim = false): Tensor {
 }
 
 /** Index of the largest entry along the last axis (i32). */
-export const argmax = (x: Tensor) => apply("argmax", [x], {});
+export const argmax = (x: Tensor): Tensor => apply("argmax", [x], {});
 
 /** Sums `x` down to `shape` over broadcast dims: the gradient of a broadcast. */
 export function sumTo(x: Tensor, shape: Shape): Tensor {
@@ -167,7 +188,9 @@ export function sumTo(x: Tensor, shape: Shape): Tensor {
 // ---- Row ops ----------------------------------------------------------------
 
 function lastAxis(op: string, x: Tensor, axis: number) {
-  if (normAxis(op, axis, x.ndim) !== x.ndim - 1) throw new OpError(`${op}: only the last axis is supported`);
+  if (normAxis(op, axis, x.ndim) !== x.ndim - 1) {
+    throw new OpError(`${op}: only the last axis is supported`);
+  }
 }
 
 export function softmax(x: Tensor, axis = -1): Tensor {
@@ -190,7 +213,11 @@ export interface CrossEntropyOptions {
 }
 
 /** Cross-entropy of logits [..., V] against i32 labels [...], fused with the label gather. */
-export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+export function crossEntropy(
+  logits: Tensor,
+  labels: Tensor,
+  opts: CrossEntropyOptions = {},
+): Tensor {
   const ignoreIndex = opts.ignoreIndex ?? -100;
   const inputs = opts.mask ? [logits, labels, opts.mask] : [logits, labels];
   const loss = apply("crossEntropy", inputs, { ignoreIndex });
@@ -203,10 +230,15 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   return div(total, maximum(sum(weight), 1e-12));
 }
 
-export const rmsNorm = (x: Tensor, weight: Tensor, eps = 1e-6) => apply("rmsNorm", [x, weight], { eps });
+export const rmsNorm = (x: Tensor, weight: Tensor, eps = 1e-6): Tensor =>
+  apply("rmsNorm", [x, weight], { eps });
 
 /** Cos and sin tables [maxPos, dim/2] for RoPE, computed in float64 on the host. */
-export function ropeTables(dim: number, maxPos: number, theta = 10000): { cos: Tensor; sin: Tensor } {
+export function ropeTables(
+  dim: number,
+  maxPos: number,
+  theta = 10000,
+): { cos: Tensor; sin: Tensor } {
   const half = dim / 2;
   const c = new Float32Array(maxPos * half);
   const s = new Float32Array(maxPos * half);
@@ -232,7 +264,10 @@ export function rope(
   tables: { cos: Tensor; sin: Tensor },
   opts: { interleaved?: boolean } = {},
 ): Tensor {
-  return apply("rope", [x, pos, tables.cos, tables.sin], { interleaved: opts.interleaved ?? false, inverse: false });
+  return apply("rope", [x, pos, tables.cos, tables.sin], {
+    interleaved: opts.interleaved ?? false,
+    inverse: false,
+  });
 }
 
 export interface AttentionOptions {
@@ -259,7 +294,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (Bk !== B || Dk !== D || v.shape[0] !== B || v.shape[1] !== Hkv || v.shape[2] !== Tk) {
     throw new OpError(`attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not match`);
   }
-  if (Hq % Hkv !== 0) throw new OpError(`attention: ${Hq} query heads are not a multiple of ${Hkv} kv heads`);
+  if (Hq % Hkv !== 0) {
+    throw new OpError(`attention: ${Hq} query heads are not a multiple of ${Hkv} kv heads`);
+  }
   const G = Hq / Hkv;
   const qg = reshape(contiguous(q), [B, Hkv, G * Tq, D]);
   const scores = matmul(qg, k, { transB: true });
@@ -276,14 +313,19 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 // ---- Indexing ---------------------------------------------------------------
 
 /** Rows of `table` [V, D] at i32 `ids` [...] -> [..., D]. */
-export const embedding = (table: Tensor, ids: Tensor) => apply("embedding", [table, ids], {});
+export const embedding = (table: Tensor, ids: Tensor): Tensor =>
+  apply("embedding", [table, ids], {});
 
 /** x[..., idx[...]] over the last axis, e.g. the log-prob of each chosen token. */
-export const gatherLast = (x: Tensor, idx: Tensor) => apply("gatherLast", [x, idx], {});
+export const gatherLast = (x: Tensor, idx: Tensor): Tensor => apply("gatherLast", [x, idx], {});
 
 // ---- Matmul -----------------------------------------------------------------
 
-export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor {
+export function matmul(
+  a: Tensor,
+  b: Tensor,
+  opts: { transA?: boolean; transB?: boolean } = {},
+): Tensor {
   return apply("matmul", [a, b], { transA: opts.transA ?? false, transB: opts.transB ?? false });
 }
 

@@ -4,7 +4,12 @@ import type { OpAttrs, OpName } from "./ops.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Called after every op; src/autograd/ installs one that records the tape. */
-export type RecordHook = <K extends OpName>(op: K, inputs: Tensor[], out: Tensor, attrs: OpAttrs[K]) => void;
+export type RecordHook = <K extends OpName>(
+  op: K,
+  inputs: Tensor[],
+  out: Tensor,
+  attrs: OpAttrs[K],
+) => void;
 
 let hook: RecordHook | null = null;
 

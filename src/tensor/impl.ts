@@ -32,7 +32,10 @@ const elementwise = Object.fromEntries([
   ...Object.keys(UNARY_HELPERS).map((op) => [op, unary(op)]),
   ...Object.keys(BINARY).map((op) => [op, binary(op)]),
   ...Object.keys(COMPARE).map((op) => [op, binary(op)]),
-]) as Pick<Table, keyof typeof UNARY | keyof typeof UNARY_HELPERS | keyof typeof BINARY | keyof typeof COMPARE>;
+]) as Pick<
+  Table,
+  keyof typeof UNARY | keyof typeof UNARY_HELPERS | keyof typeof BINARY | keyof typeof COMPARE
+>;
 
 export const IMPL: Table = {
   ...elementwise,

@@ -99,7 +99,10 @@ export function broadcastStrides(t: Tensor, shape: Shape): number[] {
  * Runs `fn` with every tensor dense (contiguous from element 0), copying
  * views first; the copies are freed once the kernels are recorded.
  */
-export function withDense<T>(tensors: readonly (Tensor | undefined)[], fn: (...dense: Tensor[]) => T): T {
+export function withDense<T>(
+  tensors: readonly (Tensor | undefined)[],
+  fn: (...dense: Tensor[]) => T,
+): T {
   const temps: Tensor[] = [];
   const dense = tensors.map((t) => {
     if (!t || (t.isContiguous && t.offset === 0)) return t as Tensor;
@@ -182,6 +185,8 @@ setContiguousHook(contiguousCopy);
 /** Fills a dense tensor with one value, as f32 or i32 bits. */
 export function fillDense(t: Tensor, value: number): void {
   if (t.size === 0) return;
-  const bits = t.dtype === "f32" ? new Uint32Array(new Float32Array([value]).buffer)[0] : value >>> 0;
+  const bits = t.dtype === "f32"
+    ? new Uint32Array(new Float32Array([value]).buffer)[0]
+    : value >>> 0;
   launch({ shader: "fill.wgsl" }, [t], [t.size, bits], grid(t.size));
 }

@@ -145,19 +145,21 @@ export type NonDiffOp =
 
 export type DiffOp = Exclude<OpName, NonDiffOp>;
 
-const NON_DIFF = new Set<string>([
-  ...Object.keys(UNARY_HELPERS),
-  ...Object.keys(COMPARE),
-  "argmax",
-  "cast",
-  "sample",
-  "softmaxBackward",
-  "crossEntropyBackward",
-  "rmsNormBackwardX",
-  "rmsNormBackwardW",
-  "embeddingBackward",
-  "scatterLast",
-] satisfies string[]);
+const NON_DIFF = new Set<string>(
+  [
+    ...Object.keys(UNARY_HELPERS),
+    ...Object.keys(COMPARE),
+    "argmax",
+    "cast",
+    "sample",
+    "softmaxBackward",
+    "crossEntropyBackward",
+    "rmsNormBackwardX",
+    "rmsNormBackwardW",
+    "embeddingBackward",
+    "scatterLast",
+  ] satisfies string[],
+);
 
 export function isDifferentiable(op: OpName): op is DiffOp {
   return !NON_DIFF.has(op);

@@ -62,7 +62,13 @@ export class Tensor {
   node: GradNode | null = null;
   #storage: Storage | null;
 
-  private constructor(storage: Storage, shape: Shape, strides: Shape, offset: number, dtype: DType) {
+  private constructor(
+    storage: Storage,
+    shape: Shape,
+    strides: Shape,
+    offset: number,
+    dtype: DType,
+  ) {
     this.#storage = storage;
     this.shape = shape;
     this.strides = strides;
@@ -143,7 +149,9 @@ export class Tensor {
 
   #alive(op: string): Storage {
     if (!this.#storage) {
-      throw new OpError(`${op}: ${this.dtype} tensor of shape ${fmtShape(this.shape)} was used after destroy()`);
+      throw new OpError(
+        `${op}: ${this.dtype} tensor of shape ${fmtShape(this.shape)} was used after destroy()`,
+      );
     }
     return this.#storage;
   }

@@ -6,7 +6,11 @@ export function assertClose(
   expected: ArrayLike<number>,
   { rtol = 1e-4, atol = 1e-5, what = "" } = {},
 ): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} != ${expected.length}`);
+  assert.equal(
+    actual.length,
+    expected.length,
+    `${what}: length ${actual.length} != ${expected.length}`,
+  );
   let worst = -1;
   let worstErr = 0;
   for (let i = 0; i < actual.length; i++) {

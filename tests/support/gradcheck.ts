@@ -38,7 +38,11 @@ export async function gradcheck(
     for (let i = 0; i < y.length; i++) s += w[i] * y[i];
     return s;
   };
-  assertClose(await out.data(), cpuFn(...f64), { what: `${what}: forward`, rtol: 1e-4, atol: 1e-5 });
+  assertClose(await out.data(), cpuFn(...f64), {
+    what: `${what}: forward`,
+    rtol: 1e-4,
+    atol: 1e-5,
+  });
   for (let k = 0; k < inputs.length; k++) {
     if (inputs[k].grad === false) continue;
     const numeric = new Float64Array(f64[k].length);

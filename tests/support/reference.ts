@@ -21,8 +21,10 @@ export function broadcastMap(
   f: (...v: number[]) => number,
 ): { shape: number[]; data: F64 } {
   const rank = Math.max(...shapes.map((s) => s.length));
-  const shape = Array.from({ length: rank }, (_, i) =>
-    Math.max(...shapes.map((s) => s[s.length - rank + i] ?? 1)));
+  const shape = Array.from(
+    { length: rank },
+    (_, i) => Math.max(...shapes.map((s) => s[s.length - rank + i] ?? 1)),
+  );
   const out = new Float64Array(numel(shape));
   const os = strides(shape);
   const ins = shapes.map((s) => strides(s));
@@ -208,14 +210,20 @@ export function reduce(
 }
 
 /** Permutes a row-major array of `shape` by `dims` (as torch.permute). */
-export function permute(x: ArrayLike<number>, shape: readonly number[], dims: readonly number[]): F64 {
+export function permute(
+  x: ArrayLike<number>,
+  shape: readonly number[],
+  dims: readonly number[],
+): F64 {
   const outShape = dims.map((d) => shape[d]);
   const inS = strides(shape);
   const outS = strides(outShape);
   const out = new Float64Array(x.length);
   for (let i = 0; i < out.length; i++) {
     let off = 0;
-    for (let d = 0; d < dims.length; d++) off += (Math.floor(i / outS[d]) % outShape[d]) * inS[dims[d]];
+    for (let d = 0; d < dims.length; d++) {
+      off += (Math.floor(i / outS[d]) % outShape[d]) * inS[dims[d]];
+    }
     out[i] = x[off];
   }
   return out;

@@ -50,7 +50,16 @@ export function cast([x]: Tensor[], { to }: { to: "f32" | "i32" }): Tensor {
   const out = Tensor.empty(x.shape, to);
   if (out.size === 0) return out;
   launch(
-    { shader: "cast.wgsl", defines: { EXPR: x.dtype === to ? "a[o.x]" : to === "f32" ? "bitcast<u32>(f32(bitcast<i32>(a[o.x])))" : "bitcast<u32>(i32(bitcast<f32>(a[o.x])))" } },
+    {
+      shader: "cast.wgsl",
+      defines: {
+        EXPR: x.dtype === to
+          ? "a[o.x]"
+          : to === "f32"
+          ? "bitcast<u32>(f32(bitcast<i32>(a[o.x])))"
+          : "bitcast<u32>(i32(bitcast<f32>(a[o.x])))",
+      },
+    },
     [x, out],
     stridedParams(x.shape, [x], { offset: 0, strides: contiguousStrides(x.shape) }),
     grid(out.size),

@@ -21,8 +21,17 @@ export function embedding([table, ids]: Tensor[]): Tensor {
   const [V, D] = table.shape;
   const out = Tensor.empty([...ids.shape, D]);
   const check = checkId(`${op}: ids ${fmtShape(ids.shape)} into a table of ${V} rows`);
-  withDense([table, ids], (td, id) =>
-    launch({ shader: "embedding.wgsl" }, [td, id, out, flags()], [out.size, D, V, check], grid(out.size), [2, 3]));
+  withDense(
+    [table, ids],
+    (td, id) =>
+      launch(
+        { shader: "embedding.wgsl" },
+        [td, id, out, flags()],
+        [out.size, D, V, check],
+        grid(out.size),
+        [2, 3],
+      ),
+  );
   return out;
 }
 
@@ -30,7 +39,9 @@ export function embedding([table, ids]: Tensor[]): Tensor {
 export function embeddingBackward([g, ids]: Tensor[], { rows }: { rows: number }): Tensor {
   const op = "embeddingBackward";
   const D = g.shape[g.ndim - 1];
-  if (!sameShape(g.shape.slice(0, -1), ids.shape)) fail(op, "grad must be ids' shape plus a dim axis", g, ids);
+  if (!sameShape(g.shape.slice(0, -1), ids.shape)) {
+    fail(op, "grad must be ids' shape plus a dim axis", g, ids);
+  }
   const tokens = ids.size;
   const start = Tensor.empty([rows + 1], "i32");
   const order = Tensor.empty([Math.max(tokens, 1)], "i32");
@@ -39,7 +50,11 @@ export function embeddingBackward([g, ids]: Tensor[], { rows }: { rows: number }
   withDense([ids, g], (id, gd) => {
     const ts = [id, gd, start, order, out];
     const params = [tokens, D, rows];
-    const spec = { shader: "embedding_backward.wgsl", constants: { WG: wg }, bindings: ["read", "read", "rw", "rw", "rw"] as const };
+    const spec = {
+      shader: "embedding_backward.wgsl",
+      constants: { WG: wg },
+      bindings: ["read", "read", "rw", "rw", "rw"] as const,
+    };
     launch({ ...spec, entry: "count" }, ts, params, grid(rows, wg));
     launch({ ...spec, entry: "scan", constants: {} }, ts, params, [1, 1, 1]);
     launch({ ...spec, entry: "list" }, ts, params, grid(rows, wg));
@@ -55,19 +70,34 @@ export function gatherLast([x, idx]: Tensor[]): Tensor {
   const op = "gatherLast";
   expectDtype(op, x, "f32", "input");
   expectDtype(op, idx, "i32", "index");
-  if (!sameShape(x.shape.slice(0, -1), idx.shape)) fail(op, "index must have x's shape without the last axis", x, idx);
+  if (!sameShape(x.shape.slice(0, -1), idx.shape)) {
+    fail(op, "index must have x's shape without the last axis", x, idx);
+  }
   const n = x.shape[x.ndim - 1];
   const out = Tensor.empty(idx.shape);
   const check = checkId(`${op}: index ${fmtShape(idx.shape)} into a last axis of ${n}`);
   const wg = rowWG();
-  withDense([x, idx], (xd, id) =>
-    launch({ shader: "gather_last.wgsl", constants: { WG: wg } }, [xd, id, out, flags()], [idx.size, n, check], grid(idx.size, wg), [2, 3]));
+  withDense(
+    [x, idx],
+    (xd, id) =>
+      launch(
+        { shader: "gather_last.wgsl", constants: { WG: wg } },
+        [xd, id, out, flags()],
+        [idx.size, n, check],
+        grid(idx.size, wg),
+        [2, 3],
+      ),
+  );
   return out;
 }
 
 /** The gradient of gatherLast: zeros [..., n] with g at each row's index. */
 export function scatterLast([g, idx]: Tensor[], { n }: { n: number }): Tensor {
   const out = Tensor.empty([...idx.shape, n]);
-  withDense([g, idx], (gd, id) => launch({ shader: "scatter_last.wgsl" }, [gd, id, out], [out.size, n], grid(out.size)));
+  withDense(
+    [g, idx],
+    (gd, id) =>
+      launch({ shader: "scatter_last.wgsl" }, [gd, id, out], [out.size, n], grid(out.size)),
+  );
   return out;
 }

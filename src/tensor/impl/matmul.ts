@@ -12,15 +12,29 @@ export function useMatmulKernel(k: "fast" | "reference"): void {
  * a: [..., M, K] (or [..., K, M] if transA); b: [..., K, N] (or [..., N, K]
  * if transB). Batch dims follow numpy broadcasting.
  */
-export function matmul([a, b]: Tensor[], { transA, transB }: { transA: boolean; transB: boolean }): Tensor {
+export function matmul(
+  [a, b]: Tensor[],
+  { transA, transB }: { transA: boolean; transB: boolean },
+): Tensor {
   const op = "matmul";
   expectDtype(op, a, "f32", "a");
   expectDtype(op, b, "f32", "b");
   if (a.ndim < 2 || b.ndim < 2) fail(op, "operands need at least 2 dims", a, b);
-  const [M, K] = transA ? [a.shape[a.ndim - 1], a.shape[a.ndim - 2]] : [a.shape[a.ndim - 2], a.shape[a.ndim - 1]];
-  const [K2, N] = transB ? [b.shape[b.ndim - 1], b.shape[b.ndim - 2]] : [b.shape[b.ndim - 2], b.shape[b.ndim - 1]];
+  const [M, K] = transA
+    ? [a.shape[a.ndim - 1], a.shape[a.ndim - 2]]
+    : [a.shape[a.ndim - 2], a.shape[a.ndim - 1]];
+  const [K2, N] = transB
+    ? [b.shape[b.ndim - 1], b.shape[b.ndim - 2]]
+    : [b.shape[b.ndim - 2], b.shape[b.ndim - 1]];
   if (K !== K2) {
-    fail(op, `inner dimensions differ (${K} vs ${K2}${transA ? ", a transposed" : ""}${transB ? ", b transposed" : ""})`, a, b);
+    fail(
+      op,
+      `inner dimensions differ (${K} vs ${K2}${transA ? ", a transposed" : ""}${
+        transB ? ", b transposed" : ""
+      })`,
+      a,
+      b,
+    );
   }
   const batchA = a.shape.slice(0, -2);
   const batchB = b.shape.slice(0, -2);
@@ -30,12 +44,21 @@ export function matmul([a, b]: Tensor[], { transA, transB }: { transA: boolean; 
   if (out.size === 0) return out;
 
   const temps: Tensor[] = [];
-  const operand = (t: Tensor, tb: readonly number[], rows: number, cols: number): [Tensor, number] => {
+  const operand = (
+    t: Tensor,
+    tb: readonly number[],
+    rows: number,
+    cols: number,
+  ): [Tensor, number] => {
     // A dense operand with one matrix per batch entry, or one shared matrix.
     const shared = numel(tb) === 1;
     let d = t;
     if (!shared && !sameDims(tb, batchShape)) {
-      d = t.view([...batchShape, rows, cols], [...expandStrides(t, tb, batchShape), t.strides[t.ndim - 2], t.strides[t.ndim - 1]], t.offset);
+      d = t.view([...batchShape, rows, cols], [
+        ...expandStrides(t, tb, batchShape),
+        t.strides[t.ndim - 2],
+        t.strides[t.ndim - 1],
+      ], t.offset);
       temps.push(d);
     }
     if (!(d.isContiguous && d.offset === 0)) {
@@ -47,7 +70,11 @@ export function matmul([a, b]: Tensor[], { transA, transB }: { transA: boolean; 
   const [ad, strideA] = operand(a, batchA, a.shape[a.ndim - 2], a.shape[a.ndim - 1]);
   const [bd, strideB] = operand(b, batchB, b.shape[b.ndim - 2], b.shape[b.ndim - 1]);
   const params = [M, N, K, batch, strideA, strideB, M * N, transA ? 1 : 0, transB ? 1 : 0];
-  launch({ shader: "matmul_reference.wgsl" }, [ad, bd, out], params, [Math.ceil(N / 8), Math.ceil(M / 8), batch]);
+  launch({ shader: "matmul_reference.wgsl" }, [ad, bd, out], params, [
+    Math.ceil(N / 8),
+    Math.ceil(M / 8),
+    batch,
+  ]);
   for (const t of temps) t.destroy();
   return out;
 }
@@ -56,7 +83,13 @@ function sameDims(a: readonly number[], b: readonly number[]) {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-function broadcastBatch(op: string, a: Tensor, b: Tensor, ba: readonly number[], bb: readonly number[]): number[] {
+function broadcastBatch(
+  op: string,
+  a: Tensor,
+  b: Tensor,
+  ba: readonly number[],
+  bb: readonly number[],
+): number[] {
   const rank = Math.max(ba.length, bb.length);
   const out: number[] = [];
   for (let i = 0; i < rank; i++) {

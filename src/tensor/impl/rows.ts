@@ -45,10 +45,16 @@ export function reduce(max: boolean) {
     if (max && n === 0) fail(op, `axis ${a} is empty`, x);
     const outer = x.shape.slice(0, a).reduce((p, d) => p * d, 1);
     const inner = x.shape.slice(a + 1).reduce((p, d) => p * d, 1);
-    const shape = keepdim ? x.shape.map((d, i) => (i === a ? 1 : d)) : x.shape.filter((_, i) => i !== a);
+    const shape = keepdim
+      ? x.shape.map((d, i) => (i === a ? 1 : d))
+      : x.shape.filter((_, i) => i !== a);
     const out = Tensor.empty(shape);
     if (out.size === 0) return out;
-    withDense([x], (xd) => rowLaunch("reduce.wgsl", { MAX: String(max) }, [xd, out], [outer, n, inner], outer * inner));
+    withDense(
+      [x],
+      (xd) =>
+        rowLaunch("reduce.wgsl", { MAX: String(max) }, [xd, out], [outer, n, inner], outer * inner),
+    );
     return out;
   };
 }
@@ -67,17 +73,30 @@ export function softmax(log: boolean) {
     expectDtype(op, x, "f32", "input");
     const { rows, n } = lastDim(op, x);
     const out = Tensor.empty(x.shape);
-    withDense([x], (xd) => rowLaunch("softmax.wgsl", { LOG: String(log) }, [xd, out], [rows, n], rows));
+    withDense(
+      [x],
+      (xd) => rowLaunch("softmax.wgsl", { LOG: String(log) }, [xd, out], [rows, n], rows),
+    );
     return out;
   };
 }
 
-export function softmaxBackward([y, g]: Tensor[], { log, scale }: { log: boolean; scale: number }): Tensor {
+export function softmaxBackward(
+  [y, g]: Tensor[],
+  { log, scale }: { log: boolean; scale: number },
+): Tensor {
   if (!sameShape(y.shape, g.shape)) fail("softmaxBackward", "y and grad shapes differ", y, g);
   const { rows, n } = lastDim("softmaxBackward", y);
   const out = Tensor.empty(y.shape);
-  withDense([y, g], (yd, gd) =>
-    rowLaunch("softmax_backward.wgsl", { LOG: String(log) }, [yd, gd, out], [rows, n, f32bits(scale)], rows));
+  withDense(
+    [y, g],
+    (yd, gd) =>
+      rowLaunch("softmax_backward.wgsl", { LOG: String(log) }, [yd, gd, out], [
+        rows,
+        n,
+        f32bits(scale),
+      ], rows),
+  );
   return out;
 }
 
@@ -87,12 +106,19 @@ export function softmaxBackward([y, g]: Tensor[], { log, scale }: { log: boolean
  */
 export function attentionSoftmax(
   [scores, keyStart]: Tensor[],
-  { scale, causal, qLen, qOffset }: { scale: number; causal: boolean; qLen: number; qOffset: number },
+  { scale, causal, qLen, qOffset }: {
+    scale: number;
+    causal: boolean;
+    qLen: number;
+    qOffset: number;
+  },
 ): Tensor {
   const op = "attentionSoftmax";
   if (scores.ndim !== 4) fail(op, "scores must be [batch, heads, rows, keys]", scores);
   const [B, X, R, Tk] = scores.shape;
-  if (qLen <= 0 || R % qLen !== 0) fail(op, `rows per head ${R} is not a multiple of qLen ${qLen}`, scores);
+  if (qLen <= 0 || R % qLen !== 0) {
+    fail(op, `rows per head ${R} is not a multiple of qLen ${qLen}`, scores);
+  }
   if (keyStart) {
     expectDtype(op, keyStart, "i32", "keyStart");
     if (keyStart.size !== B) fail(op, "keyStart needs one entry per batch row", scores, keyStart);
@@ -119,13 +145,18 @@ function ceInputs(op: string, logits: Tensor, labels: Tensor, mask?: Tensor) {
   }
   if (mask) {
     expectDtype(op, mask, "f32", "mask");
-    if (!sameShape(mask.shape, labels.shape)) fail(op, "mask must have the labels' shape", labels, mask);
+    if (!sameShape(mask.shape, labels.shape)) {
+      fail(op, "mask must have the labels' shape", labels, mask);
+    }
   }
   return { rows, n };
 }
 
 /** inputs: logits [..., V], labels i32 [...], optional mask f32 [...]. */
-export function crossEntropy([logits, labels, mask]: Tensor[], { ignoreIndex }: { ignoreIndex: number }): Tensor {
+export function crossEntropy(
+  [logits, labels, mask]: Tensor[],
+  { ignoreIndex }: { ignoreIndex: number },
+): Tensor {
   const op = "crossEntropy";
   const { rows, n } = ceInputs(op, logits, labels, mask);
   const out = Tensor.empty(labels.shape);
@@ -143,7 +174,10 @@ export function crossEntropy([logits, labels, mask]: Tensor[], { ignoreIndex }: 
 }
 
 /** inputs: logits, labels, grad of the per-row loss, optional mask. */
-export function crossEntropyBackward([logits, labels, g, mask]: Tensor[], { ignoreIndex }: { ignoreIndex: number }): Tensor {
+export function crossEntropyBackward(
+  [logits, labels, g, mask]: Tensor[],
+  { ignoreIndex }: { ignoreIndex: number },
+): Tensor {
   const { rows, n } = ceInputs("crossEntropyBackward", logits, labels, mask);
   const out = Tensor.empty(logits.shape);
   withDense([logits, labels, mask ?? labels, g], (ld, yd, md, gd) =>
@@ -167,15 +201,21 @@ function normInputs(op: string, x: Tensor, w: Tensor) {
 export function rmsNorm([x, w]: Tensor[], { eps }: { eps: number }): Tensor {
   const { rows, n } = normInputs("rmsNorm", x, w);
   const out = Tensor.empty(x.shape);
-  withDense([x, w], (xd, wd) => rowLaunch("rmsnorm.wgsl", {}, [xd, wd, out], [rows, n, f32bits(eps)], rows));
+  withDense(
+    [x, w],
+    (xd, wd) => rowLaunch("rmsnorm.wgsl", {}, [xd, wd, out], [rows, n, f32bits(eps)], rows),
+  );
   return out;
 }
 
 export function rmsNormBackwardX([x, w, g]: Tensor[], { eps }: { eps: number }): Tensor {
   const { rows, n } = normInputs("rmsNormBackwardX", x, w);
   const out = Tensor.empty(x.shape);
-  withDense([x, w, g], (xd, wd, gd) =>
-    rowLaunch("rmsnorm_backward_x.wgsl", {}, [xd, wd, gd, out], [rows, n, f32bits(eps)], rows));
+  withDense(
+    [x, w, g],
+    (xd, wd, gd) =>
+      rowLaunch("rmsnorm_backward_x.wgsl", {}, [xd, wd, gd, out], [rows, n, f32bits(eps)], rows),
+  );
   return out;
 }
 
@@ -192,8 +232,28 @@ export function rmsNormBackwardW([x, g]: Tensor[], { eps }: { eps: number }): Te
     const params = [rows, n, f32bits(eps), W_CHUNK];
     const access = ["read", "read", "rw", "rw"] as const;
     const wg = rowWG();
-    launch({ shader: "rmsnorm_backward_w.wgsl", entry: "inv_rms", constants: { WG: wg }, bindings: access }, ts, params, grid(rows, wg));
-    launch({ shader: "rmsnorm_backward_w.wgsl", entry: "partial", constants: { WG: wg }, bindings: access }, ts, params, grid(chunks * n, wg));
+    launch(
+      {
+        shader: "rmsnorm_backward_w.wgsl",
+        entry: "inv_rms",
+        constants: { WG: wg },
+        bindings: access,
+      },
+      ts,
+      params,
+      grid(rows, wg),
+    );
+    launch(
+      {
+        shader: "rmsnorm_backward_w.wgsl",
+        entry: "partial",
+        constants: { WG: wg },
+        bindings: access,
+      },
+      ts,
+      params,
+      grid(chunks * n, wg),
+    );
     rowLaunch("reduce.wgsl", { MAX: "false" }, [part, out], [1, chunks, n], n);
   });
   rstd.destroy();
@@ -202,7 +262,10 @@ export function rmsNormBackwardW([x, g]: Tensor[], { eps }: { eps: number }): Te
 }
 
 /** x: [B, T, H, D]; pos: i32 [B, T]; cos, sin: [maxPos, D/2]. */
-export function rope([x, pos, cos, sin]: Tensor[], { interleaved, inverse }: { interleaved: boolean; inverse: boolean }): Tensor {
+export function rope(
+  [x, pos, cos, sin]: Tensor[],
+  { interleaved, inverse }: { interleaved: boolean; inverse: boolean },
+): Tensor {
   const op = "rope";
   if (x.ndim !== 4) fail(op, "x must be [batch, seq, heads, head_dim]", x);
   const [B, T, H, D] = x.shape;
@@ -214,7 +277,9 @@ export function rope([x, pos, cos, sin]: Tensor[], { interleaved, inverse }: { i
   }
   const out = Tensor.empty(x.shape);
   const pairs = B * T * H * (D / 2);
-  const check = checkId(`${op}: positions ${fmtShape(pos.shape)} for a table of ${cos.shape[0]} positions`);
+  const check = checkId(
+    `${op}: positions ${fmtShape(pos.shape)} for a table of ${cos.shape[0]} positions`,
+  );
   withDense([x, pos, cos, sin], (xd, pd, cd, sd) =>
     launch(
       { shader: "rope.wgsl", defines: { INTERLEAVED: String(interleaved) } },
@@ -228,13 +293,23 @@ export function rope([x, pos, cos, sin]: Tensor[], { interleaved, inverse }: { i
 
 export function sample(
   [x]: Tensor[],
-  { temperature, topK, topP, seed, counter }: { temperature: number; topK: number; topP: number; seed: number; counter: number },
+  { temperature, topK, topP, seed, counter }: {
+    temperature: number;
+    topK: number;
+    topP: number;
+    seed: number;
+    counter: number;
+  },
 ): Tensor {
   const op = "sample";
   expectDtype(op, x, "f32", "logits");
-  if (!(temperature > 0)) throw new OpError(`${op}: temperature must be > 0 (use argmax for greedy), got ${temperature}`);
+  if (!(temperature > 0)) {
+    throw new OpError(`${op}: temperature must be > 0 (use argmax for greedy), got ${temperature}`);
+  }
   if (!(topP > 0 && topP <= 1)) throw new OpError(`${op}: top_p must be in (0, 1], got ${topP}`);
-  if (!Number.isInteger(topK) || topK < 0) throw new OpError(`${op}: top_k must be a whole number >= 0, got ${topK}`);
+  if (!Number.isInteger(topK) || topK < 0) {
+    throw new OpError(`${op}: top_k must be a whole number >= 0, got ${topK}`);
+  }
   const { rows, n } = lastDim(op, x);
   const out = Tensor.empty(x.shape.slice(0, -1), "i32");
   withDense([x], (xd) =>

@@ -35,7 +35,10 @@ export function permute([t]: Tensor[], { dims }: { dims: number[] }): Tensor {
   return t.view(ds.map((d) => t.shape[d]), ds.map((d) => t.strides[d]), t.offset);
 }
 
-export function slice([t]: Tensor[], { starts, ends }: { starts: number[]; ends: number[] }): Tensor {
+export function slice(
+  [t]: Tensor[],
+  { starts, ends }: { starts: number[]; ends: number[] },
+): Tensor {
   if (starts.length !== t.ndim || ends.length !== t.ndim) {
     fail("slice", `needs ${t.ndim} starts and ends, got [${starts}] and [${ends}]`, t);
   }
@@ -69,7 +72,10 @@ export function contiguous([t]: Tensor[]): Tensor {
   return contiguousCopy(t);
 }
 
-export function pad([g]: Tensor[], { starts, shape }: { starts: number[]; shape: number[] }): Tensor {
+export function pad(
+  [g]: Tensor[],
+  { starts, shape }: { starts: number[]; shape: number[] },
+): Tensor {
   const out = Tensor.empty(shape, g.dtype);
   fillDense(out, 0);
   const region = out.view(
@@ -87,7 +93,10 @@ export function concat(ts: Tensor[], { axis }: { axis: number }): Tensor {
   const first = ts[0];
   const a = normAxis("concat", axis, first.ndim);
   for (const t of ts) {
-    if (t.ndim !== first.ndim || t.dtype !== first.dtype || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
+    if (
+      t.ndim !== first.ndim || t.dtype !== first.dtype ||
+      t.shape.some((d, i) => i !== a && d !== first.shape[i])
+    ) {
       fail("concat", `shapes differ off axis ${a}`, ...ts);
     }
   }

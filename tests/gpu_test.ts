@@ -1,0 +1,65 @@
+/** The GPU layer: pool, caches, batched readbacks. */
+import assert from "node:assert/strict";
+import * as E from "../mod.ts";
+import { sizeClass } from "../src/gpu/pool.ts";
+import { gpu } from "./support/gpu.ts";
+
+Deno.test("size classes waste at most 12.5% and are reused", () => {
+  for (const b of [1, 100, 256, 1000, 4097, 1 << 20, 3e6 + 7]) {
+    const c = sizeClass(b);
+    assert.ok(c >= b && c % 16 === 0);
+    assert.ok(c <= Math.max(256, b * 1.125 + 16), `${b} -> ${c}`);
+  }
+  const before = gpu.pool.allocatedBytes;
+  const a = E.tensor(new Float32Array(1000));
+  a.destroy();
+  const b = E.tensor(new Float32Array(990));
+  assert.equal(gpu.pool.allocatedBytes - before, sizeClass(4000));
+  b.destroy();
+});
+
+Deno.test("tidy frees what it made, keeps what it returns", () => {
+  const live = gpu.pool.liveBytes;
+  const kept = E.tidy(() => {
+    const a = E.tensor([1, 2, 3]);
+    const b = E.exp(a);
+    E.add(a, b);
+    return E.mul(b, 2);
+  });
+  assert.equal(kept.destroyed, false);
+  kept.destroy();
+  assert.equal(gpu.pool.liveBytes, live);
+});
+
+Deno.test("readAll reads many tensors with one GPU wait", async () => {
+  const ts = Array.from({ length: 20 }, (_, i) => E.tensor([i, i + 1]));
+  const before = gpu.recorder.readbacks;
+  const out = await E.readAll(ts);
+  assert.equal(gpu.recorder.readbacks - before, 1);
+  assert.deepEqual(out.map((a) => a[1]), Array.from({ length: 20 }, (_, i) => i + 1));
+});
+
+Deno.test("the pipeline cache compiles each kernel once", () => {
+  const x = E.tensor([1, 2, 3]);
+  E.exp(x);
+  const dispatchesBefore = gpu.recorder.dispatches;
+  // deno-lint-ignore no-explicit-any
+  const kernels = gpu.pipelines as any;
+  const k1 = kernels.kernel({
+    shader: "unary.wgsl",
+    defines: { EXPR: "exp(x)", STRIDED: "false" },
+    bindings: ["read", "rw"],
+  });
+  const k2 = kernels.kernel({
+    shader: "unary.wgsl",
+    defines: { EXPR: "exp(x)", STRIDED: "false" },
+    bindings: ["read", "rw"],
+  });
+  assert.equal(k1, k2);
+  assert.equal(gpu.recorder.dispatches, dispatchesBefore);
+});
+
+Deno.test("the adapter's limits are raised to its maxima", () => {
+  assert.ok(gpu.device.limits.maxStorageBufferBindingSize >= 128 * 1024 * 1024);
+  assert.ok(gpu.device.limits.maxBufferSize >= gpu.device.limits.maxStorageBufferBindingSize);
+});
