@@ -4,7 +4,7 @@
  */
 import { OpError } from "../errors.ts";
 import { apply } from "./apply.ts";
-import { fillDense, normAxis } from "./launch.ts";
+import { copyInto, fillDense, normAxis } from "./launch.ts";
 import type { BinaryOp, CompareOp, UnaryOp } from "./ops.ts";
 import { type DType, numel, type Shape, Tensor, tensor } from "./tensor.ts";
 
@@ -152,6 +152,17 @@ export function squeeze(x: Tensor, axis: number): Tensor {
   const a = normAxis("squeeze", axis, x.ndim);
   if (x.shape[a] !== 1) throw new OpError(`squeeze: axis ${a} has size ${x.shape[a]}, not 1`);
   return reshape(x, x.shape.filter((_, i) => i !== a));
+}
+
+/**
+ * Writes src into dst (a view, e.g. a slice of a KV cache) in place. Not
+ * recorded for autograd: for buffers that generation updates.
+ */
+export function assign(dst: Tensor, src: Tensor): void {
+  if (dst.dtype !== src.dtype) throw new OpError(`assign: ${src.dtype} into ${dst.dtype}`);
+  dst.buffer("assign");
+  src.buffer("assign");
+  copyInto(src, dst);
 }
 
 // ---- Reductions --------------------------------------------------------------

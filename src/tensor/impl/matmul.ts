@@ -61,10 +61,10 @@ export function matmul(
       ], t.offset);
       temps.push(d);
     }
-    if (!(d.isContiguous && d.offset === 0)) {
-      d = contiguousCopy(d);
-      temps.push(d);
-    }
+    const stride = batchStride(d, rows, cols);
+    if (stride !== null) return [d, shared ? 0 : stride];
+    d = contiguousCopy(d);
+    temps.push(d);
     return [d, shared ? 0 : rows * cols];
   };
   const [ad, strideA] = operand(a, batchA, a.shape[a.ndim - 2], a.shape[a.ndim - 1]);
@@ -77,6 +77,26 @@ export function matmul(
   ]);
   for (const t of temps) t.destroy();
   return out;
+}
+
+/**
+ * The element stride between consecutive matrices when `t` is a stack of
+ * dense row-major matrices starting at element 0 (a KV cache narrowed along
+ * its sequence axis is one), else null.
+ */
+function batchStride(t: Tensor, rows: number, cols: number): number | null {
+  const n = t.ndim;
+  if (t.offset !== 0) return null;
+  if ((cols > 1 && t.strides[n - 1] !== 1) || (rows > 1 && t.strides[n - 2] !== cols)) return null;
+  let stride = rows * cols;
+  let expected = -1;
+  for (let i = n - 3; i >= 0; i--) {
+    if (t.shape[i] === 1) continue;
+    if (expected === -1) stride = t.strides[i];
+    else if (t.strides[i] !== expected) return null;
+    expected = t.strides[i] * t.shape[i];
+  }
+  return stride;
 }
 
 function sameDims(a: readonly number[], b: readonly number[]) {
