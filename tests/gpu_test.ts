@@ -40,23 +40,17 @@ Deno.test("readAll reads many tensors with one GPU wait", async () => {
 });
 
 Deno.test("the pipeline cache compiles each kernel once", () => {
-  const x = E.tensor([1, 2, 3]);
-  E.exp(x);
-  const dispatchesBefore = gpu.recorder.dispatches;
-  // deno-lint-ignore no-explicit-any
-  const kernels = gpu.pipelines as any;
-  const k1 = kernels.kernel({
-    shader: "unary.wgsl",
-    defines: { EXPR: "exp(x)", STRIDED: "false" },
-    bindings: ["read", "rw"],
-  });
-  const k2 = kernels.kernel({
-    shader: "unary.wgsl",
-    defines: { EXPR: "exp(x)", STRIDED: "false" },
-    bindings: ["read", "rw"],
-  });
-  assert.equal(k1, k2);
-  assert.equal(gpu.recorder.dispatches, dispatchesBefore);
+  const spec = {
+    shader: "softmax.wgsl",
+    defines: { LOG: "true" },
+    constants: { WG: 8 },
+    bindings: ["read", "rw"] as const,
+  };
+  assert.equal(gpu.pipelines.kernel(spec), gpu.pipelines.kernel({ ...spec }));
+  assert.notEqual(
+    gpu.pipelines.kernel(spec),
+    gpu.pipelines.kernel({ ...spec, constants: { WG: 16 } }),
+  );
 });
 
 Deno.test("the adapter's limits are raised to its maxima", () => {

@@ -23,11 +23,16 @@ fn at(v: array<vec4<u32>, 2>, d: u32) -> u32 {
   return v[d / 4u][d % 4u];
 }
 
+// Dims after merging the ones every operand walks contiguously; a
+// compile-time constant, so the loop below unrolls and its divisions see
+// constant indices.
+const RANK: i32 = {{RANK}};
+
 // Element offsets of operands a, b, c and the output for flat index i.
 fn offsets(i: u32) -> vec4<u32> {
   var rem = i;
   var o = vec4<u32>(p.off_a, p.off_b, p.off_c, p.off_out);
-  for (var d = i32(p.rank) - 1; d >= 0; d--) {
+  for (var d = RANK - 1; d >= 0; d--) {
     let du = u32(d);
     let size = at(p.shape, du);
     let idx = rem % size;

@@ -47,6 +47,8 @@ export async function requestDevice(opts: { quiet?: boolean } = {}): Promise<Dev
   }
   const hasF16 = adapter.features.has("shader-f16");
   const requiredFeatures: GPUFeatureName[] = hasF16 ? ["shader-f16"] : [];
+  // For the per-kernel profiler (Recorder.startProfile).
+  if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   return { device, description, backend, software, hasF16 };
 }

@@ -99,12 +99,43 @@ export class Recorder {
     this.#paramsU32.set(params, offset / 4);
     this.#paramsUsed += Math.ceil(Math.max(params.length * 4, 4) / this.#stride) * this.#stride;
 
-    const pass = this.#computePass();
+    const profiled = this.#profile?.begin(this, kernel.key);
+    const pass = profiled ?? this.#computePass();
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, this.cache.bindGroup(kernel, this.#params, buffers), [offset]);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    if (profiled) profiled.end();
     this.pending++;
     this.dispatches++;
+  }
+
+  #profile: Profiler | null = null;
+
+  /**
+   * Times every dispatch from here on with timestamp queries (each in its own
+   * compute pass, so totals run a little above unprofiled ones).
+   */
+  startProfile(): void {
+    if (!this.device.features.has("timestamp-query")) {
+      throw new GpuError("profiling needs the adapter's timestamp-query feature");
+    }
+    this.flush();
+    this.#profile = new Profiler(this.device);
+  }
+
+  /** Stops profiling; GPU milliseconds and dispatch counts per kernel. */
+  async stopProfile(): Promise<Map<string, { count: number; ms: number }>> {
+    const p = this.#profile;
+    if (!p) return new Map();
+    this.flush();
+    this.#profile = null;
+    return await p.report();
+  }
+
+  /** A new command encoder for the profiler's own passes. */
+  encoder(): GPUCommandEncoder {
+    this.#endPass();
+    return this.#enc();
   }
 
   /** Records a buffer-to-buffer copy (ends the current compute pass). */
@@ -138,6 +169,7 @@ export class Recorder {
     if (this.#paramsUsed > 0) {
       this.device.queue.writeBuffer(this.#params, 0, this.#paramsHost, 0, this.#paramsUsed);
     }
+    this.#profile?.resolve(this.#encoder);
     this.device.queue.submit([this.#encoder.finish()]);
     this.#encoder = null;
     this.#paramsUsed = 0;
@@ -224,4 +256,67 @@ export function f32bits(x: number): number {
 /** The bit pattern of an i32, for a params word that WGSL reads as i32. */
 export function i32bits(x: number): number {
   return x >>> 0;
+}
+
+/** Timestamp queries around each dispatch, resolved at every flush. */
+class Profiler {
+  #set: GPUQuerySet;
+  #capacity = 4096;
+  #used = 0;
+  #labels: string[] = [];
+  #batches: { labels: string[]; buffer: GPUBuffer }[] = [];
+
+  constructor(private device: GPUDevice) {
+    this.#set = device.createQuerySet({ type: "timestamp", count: this.#capacity });
+  }
+
+  begin(rec: Recorder, label: string): GPUComputePassEncoder & { end(): void } {
+    if (this.#used + 2 > this.#capacity) rec.flush();
+    const i = this.#used;
+    this.#used += 2;
+    this.#labels.push(label);
+    return rec.encoder().beginComputePass({
+      timestampWrites: {
+        querySet: this.#set,
+        beginningOfPassWriteIndex: i,
+        endOfPassWriteIndex: i + 1,
+      },
+    });
+  }
+
+  resolve(encoder: GPUCommandEncoder): void {
+    if (this.#used === 0) return;
+    const bytes = this.#used * 8;
+    const resolved = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const read = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    encoder.resolveQuerySet(this.#set, 0, this.#used, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, read, 0, bytes);
+    this.#batches.push({ labels: this.#labels, buffer: read });
+    this.#labels = [];
+    this.#used = 0;
+  }
+
+  async report(): Promise<Map<string, { count: number; ms: number }>> {
+    const out = new Map<string, { count: number; ms: number }>();
+    for (const { labels, buffer } of this.#batches) {
+      await buffer.mapAsync(GPUMapMode.READ);
+      const t = new BigInt64Array(buffer.getMappedRange());
+      labels.forEach((label, i) => {
+        const e = out.get(label) ?? { count: 0, ms: 0 };
+        e.count++;
+        e.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+        out.set(label, e);
+      });
+      buffer.unmap();
+      buffer.destroy();
+    }
+    this.#set.destroy();
+    return out;
+  }
 }

@@ -122,57 +122,94 @@ export const MAX_RANK = 8;
 
 function pack8(v: readonly number[]): number[] {
   const out = new Array<number>(8).fill(0);
-  // Right-aligned so rank and indexing agree with the output shape.
   v.forEach((x, i) => (out[i] = x));
   return out;
 }
 
+interface Walk {
+  offset: number;
+  strides: readonly number[];
+}
+
 /**
- * Params of shaders/lib/strided.wgsl: the output shape and, per operand, its
- * offset and strides in that shape.
+ * Drops size-1 dims and merges neighbours that every operand walks
+ * contiguously: a permuted 4-D copy often becomes 2-D, a dense one 1-D.
  */
-export function stridedParams(
-  shape: Shape,
-  operands: readonly { offset: number; strides: readonly number[] }[],
-  out: { offset: number; strides: readonly number[] },
+export function collapseDims(
+  shape: readonly number[],
+  walks: readonly Walk[],
+): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = walks.map(() => []);
+  shape.forEach((d, i) => {
+    if (d === 1) return;
+    const last = outShape.length - 1;
+    if (last >= 0 && walks.every((w, k) => outStrides[k][last] === w.strides[i] * d)) {
+      outShape[last] *= d;
+      walks.forEach((w, k) => (outStrides[k][last] = w.strides[i]));
+    } else {
+      outShape.push(d);
+      walks.forEach((w, k) => outStrides[k].push(w.strides[i]));
+    }
+  });
+  return { shape: outShape, strides: outStrides };
+}
+
+/**
+ * Records an elementwise kernel built on shaders/lib/strided.wgsl: operands
+ * a, b, c (as many as given) are read through their own offsets and strides
+ * over `shape`, and the output through `out`'s. Dims are collapsed first and
+ * the kernel is specialised on the remaining rank.
+ */
+export function stridedLaunch(
+  spec: { shader: string; defines?: Record<string, string> },
+  bindings: readonly Binding[],
+  shape: readonly number[],
+  operands: readonly Walk[],
+  out: Walk,
   s0 = 0,
   s1 = 0,
-): number[] {
-  if (shape.length > MAX_RANK) throw new OpError(`rank ${shape.length} exceeds ${MAX_RANK}`);
+): void {
   const n = shape.reduce((a, b) => a * b, 1);
-  const a = operands[0] ?? out;
-  const b = operands[1] ?? out;
-  const c = operands[2] ?? out;
+  if (n === 0) return;
+  const walks = [...operands, out];
+  const c = collapseDims(shape, walks);
+  if (c.shape.length > MAX_RANK) throw new OpError(`rank ${c.shape.length} exceeds ${MAX_RANK}`);
+  const dense = c.shape.length <= 1 && c.strides.every((s) => s.length === 0 || s[0] === 1);
+  const strideOf = (k: number) => pack8(c.strides[k] ?? c.strides[walks.length - 1]);
   const f = new Float32Array([s0, s1]);
   const fu = new Uint32Array(f.buffer);
-  return [
+  const outK = walks.length - 1;
+  const params = [
     n,
-    shape.length,
-    a.offset,
-    b.offset,
-    c.offset,
+    c.shape.length,
+    operands[0]?.offset ?? 0,
+    operands[1]?.offset ?? 0,
+    operands[2]?.offset ?? 0,
     out.offset,
     fu[0],
     fu[1],
-    ...pack8(shape),
-    ...pack8(a.strides),
-    ...pack8(b.strides),
-    ...pack8(c.strides),
-    ...pack8(out.strides),
+    ...pack8(c.shape),
+    ...strideOf(operands.length > 0 ? 0 : outK),
+    ...strideOf(operands.length > 1 ? 1 : outK),
+    ...strideOf(operands.length > 2 ? 2 : outK),
+    ...strideOf(outK),
   ];
+  launch(
+    {
+      shader: spec.shader,
+      defines: { ...spec.defines, RANK: String(c.shape.length), STRIDED: String(!dense) },
+    },
+    bindings,
+    params,
+    grid(n),
+  );
 }
 
 /** dst view <- src view, bit for bit (f32 or i32). */
 export function copyInto(src: Tensor, dst: Tensor): void {
   if (!sameShape(src.shape, dst.shape)) fail("copy", "shapes differ", src, dst);
-  const n = src.size;
-  if (n === 0) return;
-  launch(
-    { shader: "copy.wgsl" },
-    [src, dst],
-    stridedParams(dst.shape, [src], dst),
-    grid(n),
-  );
+  stridedLaunch({ shader: "copy.wgsl" }, [src, dst], dst.shape, [src], dst);
 }
 
 export function contiguousCopy(t: Tensor): Tensor {

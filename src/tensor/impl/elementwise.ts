@@ -1,40 +1,23 @@
 /** Unary, binary, comparison and where kernels: strided, with broadcasting. */
 import { BINARY, COMPARE, type ScalarAttrs, UNARY, UNARY_HELPERS } from "../ops.ts";
-import {
-  broadcastShapes,
-  broadcastStrides,
-  expectDtype,
-  grid,
-  launch,
-  sameShape,
-  stridedParams,
-} from "../launch.ts";
+import { broadcastShapes, broadcastStrides, expectDtype, stridedLaunch } from "../launch.ts";
 import { contiguousStrides, Tensor } from "../tensor.ts";
 
 const EXPR: Record<string, string> = { ...UNARY, ...UNARY_HELPERS, ...BINARY, ...COMPARE };
-
-/** Fast path: every operand dense with the output's shape, so no index math. */
-function allDense(shape: readonly number[], ts: readonly Tensor[]): boolean {
-  return ts.every((t) => t.isContiguous && sameShape(t.shape, shape));
-}
 
 function run(op: string, shader: string, inputs: Tensor[], attrs: ScalarAttrs): Tensor {
   for (const t of inputs) expectDtype(op, t, "f32", "input");
   const shape = broadcastShapes(op, ...inputs);
   const out = Tensor.empty(shape);
   if (out.size === 0) return out;
-  const strided = !allDense(shape, inputs);
-  launch(
-    { shader, defines: { EXPR: EXPR[op] ?? "0.0", STRIDED: String(strided) } },
+  stridedLaunch(
+    { shader, defines: { EXPR: EXPR[op] ?? "0.0" } },
     [...inputs, out],
-    stridedParams(
-      shape,
-      inputs.map((t) => ({ offset: t.offset, strides: broadcastStrides(t, shape) })),
-      { offset: 0, strides: contiguousStrides(shape) },
-      attrs.s0 ?? 0,
-      attrs.s1 ?? 0,
-    ),
-    grid(out.size),
+    shape,
+    inputs.map((t) => ({ offset: t.offset, strides: broadcastStrides(t, shape) })),
+    { offset: 0, strides: contiguousStrides(shape) },
+    attrs.s0 ?? 0,
+    attrs.s1 ?? 0,
   );
   return out;
 }
@@ -48,8 +31,7 @@ export const where = (inputs: Tensor[]) => run("where", "where.wgsl", inputs, {}
 
 export function cast([x]: Tensor[], { to }: { to: "f32" | "i32" }): Tensor {
   const out = Tensor.empty(x.shape, to);
-  if (out.size === 0) return out;
-  launch(
+  stridedLaunch(
     {
       shader: "cast.wgsl",
       defines: {
@@ -61,8 +43,9 @@ export function cast([x]: Tensor[], { to }: { to: "f32" | "i32" }): Tensor {
       },
     },
     [x, out],
-    stridedParams(x.shape, [x], { offset: 0, strides: contiguousStrides(x.shape) }),
-    grid(out.size),
+    x.shape,
+    [x],
+    { offset: 0, strides: contiguousStrides(x.shape) },
   );
   return out;
 }
