@@ -16,6 +16,9 @@ const SIZES: [number, number, number][] = [
   [65, 129, 33],
   [128, 40, 96],
   [5, 300, 128],
+  // Tall K: the GPU kernel splits K across workgroups here.
+  [3, 5, 1000],
+  [65, 33, 2049],
 ];
 
 for (const transA of [false, true]) {

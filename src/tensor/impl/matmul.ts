@@ -1,10 +1,16 @@
 /** Batched matmul with either operand transposed; batch dims broadcast. */
-import { contiguousCopy, expectDtype, fail, launch } from "../launch.ts";
+import { contiguousCopy, expectDtype, fail, grid as grid1, launch } from "../launch.ts";
 import { numel, Tensor } from "../tensor.ts";
+import { planMatmul } from "../matmul_plan.ts";
+import { gpu } from "../../gpu/mod.ts";
 
-/** Which kernel runs matmuls: the fast plan, or the reference (for tests). */
-export let matmulKernel: "fast" | "reference" = "reference";
-export function useMatmulKernel(k: "fast" | "reference"): void {
+/**
+ * Which kernels run matmuls. "auto": the barrier-free register-blocked ones
+ * chosen by planMatmul on a CPU adapter, the workgroup-tiled one on a
+ * hardware GPU. "reference": one output per invocation, for tests.
+ */
+let matmulKernel: "auto" | "blocked" | "tiled" | "reference" = "auto";
+export function useMatmulKernel(k: typeof matmulKernel): void {
   matmulKernel = k;
 }
 
@@ -69,14 +75,68 @@ export function matmul(
   };
   const [ad, strideA] = operand(a, batchA, a.shape[a.ndim - 2], a.shape[a.ndim - 1]);
   const [bd, strideB] = operand(b, batchB, b.shape[b.ndim - 2], b.shape[b.ndim - 1]);
-  const params = [M, N, K, batch, strideA, strideB, M * N, transA ? 1 : 0, transB ? 1 : 0];
-  launch({ shader: "matmul_reference.wgsl" }, [ad, bd, out], params, [
-    Math.ceil(N / 8),
-    Math.ceil(M / 8),
-    batch,
-  ]);
+  const kind = matmulKernel === "auto" ? (gpu().info.software ? "blocked" : "tiled") : matmulKernel;
+  if (kind === "tiled") {
+    tiled(ad, bd, out, M, N, K, batch, transA, transB, strideA, strideB);
+  } else if (kind === "blocked") {
+    const plan = planMatmul(M, N, K, batch, transA, transB, strideA, strideB, M * N);
+    launch(
+      { shader: `matmul/${plan.shader}`, constants: plan.constants },
+      [ad, bd, out],
+      plan.params,
+      plan.workgroups,
+    );
+  } else {
+    const params = [M, N, K, batch, strideA, strideB, M * N, transA ? 1 : 0, transB ? 1 : 0];
+    launch({ shader: "matmul_reference.wgsl" }, [ad, bd, out], params, [
+      Math.ceil(N / 8),
+      Math.ceil(M / 8),
+      batch,
+    ]);
+  }
   for (const t of temps) t.destroy();
   return out;
+}
+
+/** Workgroups that keep a large GPU busy; fewer tiles than this get split-K. */
+const GPU_FILL = 512;
+
+function tiled(
+  a: Tensor,
+  b: Tensor,
+  out: Tensor,
+  M: number,
+  N: number,
+  K: number,
+  batch: number,
+  transA: boolean,
+  transB: boolean,
+  strideA: number,
+  strideB: number,
+) {
+  const tiles = Math.ceil(N / 64) * Math.ceil(M / 64) * batch;
+  const splits = Math.max(
+    1,
+    Math.min(Math.floor(GPU_FILL / tiles), Math.floor(K / 256), Math.floor(65535 / batch)),
+  );
+  const kChunk = Math.ceil(K / splits / 16) * 16;
+  const spec = {
+    shader: "matmul_tiled.wgsl",
+    constants: { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 },
+  };
+  const grid: [number, number, number] = [Math.ceil(N / 64), Math.ceil(M / 64), batch * splits];
+  const params = [M, N, K, batch, strideA, strideB, M * N, splits, kChunk];
+  if (splits === 1) return launch(spec, [a, b, out], params, grid);
+  const partial = Tensor.empty([splits, batch * M * N]);
+  launch(spec, [a, b, partial], params, grid);
+  const wg = 64;
+  launch(
+    { shader: "reduce.wgsl", defines: { MAX: "false" }, constants: { WG: wg } },
+    [partial, out],
+    [1, splits, batch * M * N],
+    grid1(batch * M * N, wg),
+  );
+  partial.destroy();
 }
 
 /**

@@ -1,0 +1,64 @@
+/**
+ * GPU-side kernel times from timestamp queries (no host waits counted):
+ * `deno run -A bench/kernel_times.ts [--json]`. On a hardware GPU a wait
+ * costs more than many kernels, so deno bench's wall times understate them.
+ */
+import * as E from "../mod.ts";
+
+const gpu = await E.initGpu();
+const json = Deno.args.includes("--json");
+const REPS = 20;
+
+function rand(n: number): Float32Array {
+  let s = 1;
+  return Float32Array.from(
+    { length: n },
+    () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5,
+  );
+}
+
+async function time(name: string, flops: number, run: () => void) {
+  E.tidy(run);
+  await gpu.recorder.sync();
+  gpu.recorder.startProfile();
+  for (let i = 0; i < REPS; i++) E.tidy(run);
+  const rep = await gpu.recorder.stopProfile();
+  const ms = [...rep.values()].reduce((s, v) => s + v.ms, 0) / REPS;
+  const row = {
+    name,
+    ms: +ms.toFixed(4),
+    gflops: +(flops / ms / 1e6).toFixed(1),
+    adapter: gpu.info.description,
+  };
+  console.log(
+    json
+      ? JSON.stringify(row)
+      : `${name.padEnd(36)} ${ms.toFixed(3).padStart(9)} ms  ${row.gflops} GFLOP/s`,
+  );
+}
+
+for (const n of [256, 512, 1024, 2048, 4096]) {
+  const a = E.keep(E.tensor(rand(n * n), [n, n]));
+  const b = E.keep(E.tensor(rand(n * n), [n, n]));
+  await time(`matmul ${n}x${n}x${n} nn`, 2 * n ** 3, () => void E.matmul(a, b));
+  a.destroy();
+  b.destroy();
+}
+for (const d of [128, 256]) {
+  const T = 4096;
+  const x = E.keep(E.tensor(rand(T * d), [T, d]));
+  const w = E.keep(E.tensor(rand(4 * d * d), [4 * d, d]));
+  const g = E.keep(E.tensor(rand(T * 4 * d), [T, 4 * d]));
+  await time(
+    `linear fwd ${T}x${4 * d}x${d} nt`,
+    2 * T * 4 * d * d,
+    () => void E.matmul(x, w, { transB: true }),
+  );
+  await time(`linear dX ${T}x${d}x${4 * d} nn`, 2 * T * 4 * d * d, () => void E.matmul(g, w));
+  await time(
+    `linear dW ${4 * d}x${d}x${T} tn`,
+    2 * T * 4 * d * d,
+    () => void E.matmul(g, x, { transA: true }),
+  );
+  [x, w, g].forEach((t) => t.destroy());
+}
