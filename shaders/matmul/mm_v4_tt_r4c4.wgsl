@@ -84,10 +84,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let b3_1 = vec4<f32>(t3_0_0.y, t3_1_0.y, t3_2_0.y, t3_3_0.y);
     let b3_2 = vec4<f32>(t3_0_0.z, t3_1_0.z, t3_2_0.z, t3_3_0.z);
     let b3_3 = vec4<f32>(t3_0_0.w, t3_1_0.w, t3_2_0.w, t3_3_0.w);
-    let av0_0 = A[rv0 + (k + 0u) * (M / 4u)];
-    let av0_1 = A[rv0 + (k + 1u) * (M / 4u)];
-    let av0_2 = A[rv0 + (k + 2u) * (M / 4u)];
-    let av0_3 = A[rv0 + (k + 3u) * (M / 4u)];
+    let av0_0 = A[rv0 + k * (M / 4u) + 0u * (M / 4u)];
+    let av0_1 = A[rv0 + k * (M / 4u) + 1u * (M / 4u)];
+    let av0_2 = A[rv0 + k * (M / 4u) + 2u * (M / 4u)];
+    let av0_3 = A[rv0 + k * (M / 4u) + 3u * (M / 4u)];
     acc0_0 = fma(vec4<f32>(av0_0.x), b0_0, acc0_0);
     acc0_0 = fma(vec4<f32>(av0_1.x), b0_1, acc0_0);
     acc0_0 = fma(vec4<f32>(av0_2.x), b0_2, acc0_0);

@@ -49,20 +49,20 @@ interface Block {
 const VEC_C4: Block[] = [
   { R: 64, C: 8, speed: 38 },
   { R: 32, C: 8, speed: 33 },
-  { R: 16, C: 4, speed: 29 },
-  { R: 4, C: 4, speed: 13 },
-  { R: 1, C: 4, speed: 5 },
+  { R: 16, C: 4, speed: 31 },
+  { R: 4, C: 4, speed: 14.5 },
+  { R: 1, C: 4, speed: 5.5 },
 ];
 /** Vector kernels with scalar C stores: B transposed and N % 4 != 0. */
 const VEC_C1: Block[] = [
   { R: 32, C: 8, speed: 30 },
-  { R: 4, C: 4, speed: 12 },
-  { R: 1, C: 4, speed: 5 },
+  { R: 4, C: 4, speed: 14.5 },
+  { R: 1, C: 4, speed: 5.5 },
 ];
 /** Scalar-load fallback for any sizes and strides. */
 const SCALAR: Block[] = [
-  { R: 32, C: 8, speed: 19 },
-  { R: 4, C: 4, speed: 8 },
+  { R: 32, C: 8, speed: 21 },
+  { R: 4, C: 4, speed: 9 },
 ];
 
 function vecName(tA: boolean, tB: boolean, b: Block, c4: boolean): string {
