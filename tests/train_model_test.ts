@@ -34,15 +34,16 @@ function examples(n: number, seed: number): Example[] {
   });
 }
 
-Deno.test("lmBatch masks prompt and padding positions with -100", () => {
+Deno.test("lmBatch masks prompt and padding positions with -100, padding length to 8", () => {
   const b = lmBatch(
     [{ prompt: [5, 6, 7], completion: [8, 9] }, { prompt: [5], completion: [4] }],
     16,
     0,
   );
-  assert.equal(b.T, 4);
-  assert.deepEqual(Array.from(b.ids), [5, 6, 7, 8, 5, 0, 0, 0]);
-  assert.deepEqual(Array.from(b.labels), [-100, -100, 8, 9, 4, -100, -100, -100]);
+  assert.equal(b.T, 8);
+  assert.deepEqual(Array.from(b.ids), [5, 6, 7, 8, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
+  const X = -100;
+  assert.deepEqual(Array.from(b.labels), [X, X, 8, 9, X, X, X, X, 4, X, X, X, X, X, X, X]);
   assert.equal(b.tokens, 3);
 });
 

@@ -1,14 +1,67 @@
 /**
- * `deno task distill`: the distillation pipeline (arXiv 2502.19557). The
- * engine it runs on is in place; the stages land next (see README).
+ * `deno task distill [STAGE] [--config FILE] [--set key.path=value ...]`:
+ * runs the distillation pipeline (arXiv 2502.19557) end to end, or one stage.
+ * With no arguments it runs the embedded default on the generated task.
  */
-import { initGpu, runMain } from "../../mod.ts";
+import { parseArgs } from "node:util";
+import { EngineError, initGpu, runMain } from "../../mod.ts";
+import { configSchema } from "../pipeline/config.ts";
+import { describe, loadConfig } from "../pipeline/schema.ts";
+import { runPipeline, STAGE_NAMES, type StageName, STAGES } from "../pipeline/pipeline.ts";
+
+const USAGE =
+  `usage: deno task distill [STAGE] [--config FILE] [--set key.path=value ...] [--name NAME]
+
+Runs every stage in order, skipping stages already done in runs/<name>/ (so the
+same command resumes after a crash), then writes runs/<name>/report.md.
+With STAGE, runs that stage alone (its inputs must exist).
+
+stages:
+${STAGE_NAMES.map((s) => `  ${s.padEnd(18)}${STAGES[s].about}`).join("\n")}
+
+options:
+  --config FILE       a JSON config (configs/*.json); any key not given takes its default
+  --set key=value     override one key, e.g. --set sft.lr=3e-4 --set teacher.temperatures=[0.7,1]
+  --name NAME         the run's name (same as --set name=NAME)
+  --no-server         do not start the progress server
+  --help              this text; STAGE --help lists that stage's keys
+  --keys              every config key with its type and default`;
 
 await runMain(async () => {
-  const gpu = await initGpu();
-  console.log(`engine ready on ${gpu.info.description}`);
-  console.log(
-    "the distillation stages are not built yet: this release is the engine " +
-      "(tensor ops, autodiff, AdamW); run `deno task test` and `deno task bench` to exercise it",
-  );
+  const { values, positionals } = parseArgs({
+    args: Deno.args.filter((a) => a !== "--"),
+    allowPositionals: true,
+    options: {
+      config: { type: "string" },
+      set: { type: "string", multiple: true, default: [] },
+      name: { type: "string" },
+      "no-server": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+      keys: { type: "boolean", default: false },
+    },
+  });
+  const stage = positionals[0] as StageName | undefined;
+  if (stage && !(stage in STAGES)) {
+    throw new EngineError(`unknown stage "${stage}"; stages: ${STAGE_NAMES.join(", ")}`);
+  }
+  if (values.help) {
+    if (!stage) return console.log(USAGE);
+    const keys = describe(configSchema).filter((l) =>
+      STAGES[stage].config.some((c) => l.startsWith(`${c}.`))
+    );
+    return console.log(
+      `usage: deno task distill ${stage} [--config FILE] [--set key=value ...]\n\n${stage}: ${
+        STAGES[stage].about
+      }\n\nkeys:\n${keys.map((k) => `  ${k}`).join("\n")}`,
+    );
+  }
+  if (values.keys) return console.log(describe(configSchema).join("\n"));
+  const overrides = [...(values.set as string[])];
+  if (values.name) overrides.push(`name=${values.name}`);
+  if (values["no-server"]) overrides.push("server.enabled=false");
+  const cfg = await loadConfig(configSchema, values.config ?? null, overrides);
+  await initGpu();
+  const report = await runPipeline(cfg, { only: stage });
+  console.log(`report: ${cfg.runsDir}/${cfg.name}/report.md`);
+  void report;
 });

@@ -26,6 +26,11 @@ export interface GenerateOptions {
   padTokenId?: number;
   /** Decode steps between host checks for finished sequences. */
   checkEvery?: number;
+  /**
+   * Called at each host check with every row's tokens so far (for streaming;
+   * rows may run past their EOS, which the final result cuts).
+   */
+  onTokens?: (rows: number[][]) => void;
 }
 
 export interface Generation {
@@ -52,7 +57,8 @@ export async function generate(
   if (B === 0) return [];
   if (prompts.some((p) => p.length === 0)) throw new OpError("generate: a prompt is empty");
   const maxNew = opts.maxNewTokens;
-  const P = Math.max(...prompts.map((p) => p.length));
+  // Padded to a multiple of 8 for the vec4 matmul kernels.
+  const P = Math.ceil(Math.max(...prompts.map((p) => p.length)) / 8) * 8;
   const limit = model.config.maxPositionEmbeddings;
   if (P + maxNew > limit) {
     throw new OpError(
@@ -123,6 +129,9 @@ export async function generate(
       done++;
       if (done % checkEvery === 0 && done < maxNew) {
         const [host] = await readAll([outIds]);
+        opts.onTokens?.(
+          prompts.map((_, b) => Array.from(host.subarray(b * maxNew, b * maxNew + done))),
+        );
         if (markFinished(host as Int32Array, maxNew, done, finished, eos, stops, decoder)) break;
       }
     }

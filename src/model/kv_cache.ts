@@ -16,13 +16,18 @@ export class KVCache {
   length = 0;
 
   constructor(config: ModelConfig, readonly batch: number, maxLen: number) {
-    this.maxLen = maxLen;
+    // A multiple of 8 keeps attention on the vec4 matmul kernels.
+    this.maxLen = Math.ceil(maxLen / 8) * 8;
     const shape = [batch, config.numKvHeads, maxLen, config.headDim];
     this.k = Array.from({ length: config.numLayers }, () => keep(E.zeros(shape)));
     this.v = Array.from({ length: config.numLayers }, () => keep(E.zeros(shape)));
   }
 
-  /** Writes this step's k, v [B, kvHeads, T, D] and returns views of all positions so far. */
+  /**
+   * Writes this step's k, v [B, kvHeads, T, D] and returns the whole cache:
+   * positions not yet written are masked by attention's causal mask, and a
+   * fixed key length keeps every decode step's kernels and bind groups the same.
+   */
   update(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
     const T = k.shape[2];
     if (this.length + T > this.maxLen) {

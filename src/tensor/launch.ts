@@ -209,6 +209,25 @@ export function stridedLaunch(
 /** dst view <- src view, bit for bit (f32 or i32). */
 export function copyInto(src: Tensor, dst: Tensor): void {
   if (!sameShape(src.shape, dst.shape)) fail("copy", "shapes differ", src, dst);
+  const c = collapseDims(src.shape, [src, dst]);
+  const r = c.shape.length - 1;
+  const by4 = (x: number) => x % 4 === 0;
+  if (
+    r >= 0 && c.strides[0][r] === 1 && c.strides[1][r] === 1 && by4(c.shape[r]) &&
+    by4(src.offset) && by4(dst.offset) && c.strides.every((s) => s.slice(0, r).every(by4))
+  ) {
+    // Four words per invocation: several times the throughput on the CPU adapter.
+    const shape = c.shape.map((d, i) => (i === r ? d / 4 : d));
+    const q = (s: number[]) => s.map((x, i) => (i === r ? 1 : x / 4));
+    stridedLaunch(
+      { shader: "copy_vec4.wgsl" },
+      [src, dst],
+      shape,
+      [{ offset: src.offset / 4, strides: q(c.strides[0]) }],
+      { offset: dst.offset / 4, strides: q(c.strides[1]) },
+    );
+    return;
+  }
   stridedLaunch({ shader: "copy.wgsl" }, [src, dst], dst.shape, [src], dst);
 }
 

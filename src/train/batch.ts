@@ -25,8 +25,9 @@ export interface LmBatch {
 export function lmBatch(examples: Example[], maxLen: number, padId: number): LmBatch {
   if (examples.length === 0) throw new OpError("lmBatch: no examples");
   const seqs = examples.map((e) => [...e.prompt, ...e.completion].slice(0, maxLen));
-  const T = Math.max(...seqs.map((s) => s.length)) - 1;
-  if (T < 1) throw new OpError("lmBatch: every sequence is shorter than 2 tokens");
+  const longest = Math.max(...seqs.map((s) => s.length)) - 1;
+  if (longest < 1) throw new OpError("lmBatch: every sequence is shorter than 2 tokens");
+  const T = padLength(longest);
   const B = seqs.length;
   const ids = new Int32Array(B * T).fill(padId);
   const labels = new Int32Array(B * T).fill(-100);
@@ -42,4 +43,13 @@ export function lmBatch(examples: Example[], maxLen: number, padId: number): LmB
     }
   });
   return { ids, labels, B, T, tokens };
+}
+
+/**
+ * Sequence lengths are padded to a multiple of 8: attention's matmuls then
+ * take the vec4 kernels (a length like 150 falls back to scalar loads,
+ * several times slower on the CPU adapter).
+ */
+export function padLength(n: number): number {
+  return Math.ceil(n / 8) * 8;
 }

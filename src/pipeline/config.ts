@@ -1,0 +1,196 @@
+/**
+ * The distillation config: every stage's settings, with defaults that make
+ * `deno task distill` run end to end on a fresh clone (the embedded
+ * default). configs/*.json override any key; so does `--set key.path=value`.
+ */
+import { arr, bool, type Infer, int, num, obj, oneOf, str, variant } from "./schema.ts";
+import { httpTeacherSchema } from "../teacher/http.ts";
+
+const sampler = (defaults: { temperature: number; maxNewTokens: number; batchSize: number }) => ({
+  maxNewTokens: int({
+    default: defaults.maxNewTokens,
+    min: 1,
+    doc: "new tokens per response at most",
+  }),
+  topP: num({ default: 1, min: 0, max: 1, doc: "nucleus sampling mass" }),
+  batchSize: int({ default: defaults.batchSize, min: 1, doc: "sequences per local batch" }),
+});
+
+/** A model the pipeline samples from: a local checkpoint, or an OpenAI-compatible endpoint. */
+const source = variant("kind", {
+  local: obj({
+    model: str({ default: "models/arith-teacher", doc: "checkpoint folder (HF layout)" }),
+  }),
+  http: httpTeacherSchema,
+}, { default: "local" });
+
+export const configSchema = obj({
+  name: str({ default: "default", doc: "run name: outputs go to <runsDir>/<name>/" }),
+  runsDir: str({ default: "runs", doc: "where runs are written" }),
+  seed: int({ default: 0, doc: "seeds everything downstream of the teacher" }),
+
+  task: obj({
+    kind: oneOf(["arithmetic", "gsm8k", "mmlu-pro"], { default: "arithmetic" }),
+    train: str({ default: "", doc: "training questions (JSONL; gsm8k, mmlu-pro)" }),
+    test: str({ default: "", doc: "held-out questions (JSONL), used only by eval" }),
+    validation: str({ default: "", doc: "mmlu-pro: validation JSONL with CoT exemplars" }),
+    trainLimit: int({ default: 0, min: 0, doc: "use the first N training questions (0: all)" }),
+    testLimit: int({ default: 0, min: 0, doc: "use the first N held-out questions (0: all)" }),
+    shots: int({ default: 0, min: 0, doc: "mmlu-pro: exemplars per prompt" }),
+    arithmetic: obj({
+      trainSeed: int({ default: 1001, doc: "generator seed of the training questions" }),
+      testSeed: int({ default: 2002, doc: "generator seed of the held-out questions" }),
+      trainCount: int({ default: 600, min: 1 }),
+      testCount: int({ default: 200, min: 1 }),
+      minNumber: int({ default: 1 }),
+      maxNumber: int({ default: 30 }),
+      minSteps: int({ default: 1, min: 1 }),
+      maxSteps: int({ default: 2, min: 1 }),
+      ops: arr(oneOf(["+", "-", "*"]), { default: ["+", "-"], min: 1 }),
+    }, { doc: "the generated task's difficulty" }),
+  }),
+
+  teacher: obj({
+    source,
+    temperatures: arr(num({ min: 0 }), { default: [0.6, 0.8, 1.0], min: 1 }),
+    samplesPerTemperature: int({
+      default: 2,
+      min: 1,
+      doc: "responses per question per temperature",
+    }),
+    questionsPerUnit: int({ default: 64, min: 1, doc: "questions per resumable unit of work" }),
+    ...sampler({ temperature: 1, maxNewTokens: 48, batchSize: 256 }),
+  }),
+
+  label: obj({
+    mode: oneOf(["majority", "judge"], { default: "majority" }),
+    minAgreement: num({
+      default: 0.5,
+      min: 0,
+      max: 1,
+      doc: "drop questions whose majority is weaker",
+    }),
+    judge: obj({
+      source,
+      template: str({
+        default: "",
+        doc: "judge prompt with {question} and {response} (empty: built-in)",
+      }),
+      scorePattern: str({
+        default: "",
+        doc: "regex with one group capturing the score (empty: built-in)",
+      }),
+      maxScore: num({ default: 10, min: 0 }),
+      threshold: num({ default: 0.7, min: 0, max: 1, doc: "score/maxScore counted as positive" }),
+      maxNewTokens: int({ default: 16, min: 1 }),
+    }),
+  }),
+
+  student: obj({
+    init: str({
+      default: "",
+      doc: "checkpoint to start from (empty: a new model from the settings below)",
+    }),
+    hiddenSize: int({ default: 64, min: 2 }),
+    numLayers: int({ default: 3, min: 1 }),
+    numHeads: int({ default: 4, min: 1 }),
+    numKvHeads: int({ default: 0, min: 0, doc: "0: as many as numHeads" }),
+    intermediateSize: int({ default: 0, min: 0, doc: "0: 8/3 of hiddenSize, rounded down to 8" }),
+    initSeed: int({ default: 17 }),
+  }),
+
+  sft: obj({
+    steps: int({ default: 300, min: 0 }),
+    batchSize: int({ default: 64, min: 1 }),
+    lr: num({ default: 2e-3, min: 0 }),
+    warmupSteps: int({ default: 20, min: 0 }),
+    schedule: oneOf(["cosine", "linear", "constant"], { default: "cosine" }),
+    weightDecay: num({ default: 0.01, min: 0 }),
+    maxGradNorm: num({ default: 1, min: 0 }),
+    maxLen: int({ default: 160, min: 2, doc: "tokens per training sequence at most" }),
+    checkpointEvery: int({ default: 100, min: 1 }),
+  }),
+
+  studentGenerate: obj({
+    samples: int({ default: 4, min: 1, doc: "responses per question (the paper: about 30)" }),
+    temperature: num({ default: 1, min: 0 }),
+    questionsPerUnit: int({ default: 64, min: 1 }),
+    ...sampler({ temperature: 1, maxNewTokens: 48, batchSize: 256 }),
+  }),
+
+  reward: obj({
+    steps: int({ default: 150, min: 0 }),
+    batchSize: int({ default: 64, min: 2 }),
+    lr: num({ default: 1e-3, min: 0 }),
+    warmupSteps: int({ default: 10, min: 0 }),
+    weightDecay: num({ default: 0.01, min: 0 }),
+    pairwiseWeight: num({ default: 0, min: 0, doc: "weight of the pairwise Bradley-Terry term" }),
+    balance: bool({ default: true, doc: "batches of half positives, half negatives" }),
+    heldOutFraction: num({
+      default: 0.2,
+      min: 0,
+      max: 0.9,
+      doc: "questions held out for accuracy/AUC",
+    }),
+    maxLen: int({ default: 160, min: 2 }),
+    checkpointEvery: int({ default: 100, min: 1 }),
+  }),
+
+  ppo: obj({
+    iterations: int({ default: 12, min: 0 }),
+    promptsPerIteration: int({ default: 64, min: 1 }),
+    reward: oneOf(["model", "pseudo", "gold"], {
+      default: "model",
+      doc:
+        "model: the learned reward model (the method); pseudo: match with the pseudo-label; gold: gold correctness (upper bound)",
+    }),
+    lr: num({ default: 5e-5, min: 0 }),
+    valueLr: num({ default: 5e-4, min: 0 }),
+    valueWarmupSteps: int({ default: 0, min: 0, doc: "value-model steps before the policy moves" }),
+    klCoef: num({ default: 0.1, min: 0 }),
+    klTarget: num({
+      default: 0,
+      min: 0,
+      doc: "adaptive KL target in nats per response (0: fixed coefficient)",
+    }),
+    klHorizon: num({ default: 10000, min: 1 }),
+    clip: num({ default: 0.2, min: 0 }),
+    valueClip: num({ default: 0.2, min: 0 }),
+    gamma: num({ default: 1, min: 0, max: 1 }),
+    lam: num({ default: 0.95, min: 0, max: 1 }),
+    epochs: int({ default: 2, min: 1 }),
+    miniBatch: int({ default: 64, min: 1 }),
+    whitenAdvantages: bool({ default: true }),
+    noAnswerPenalty: num({
+      default: 1,
+      min: 0,
+      doc: "subtracted when a response has no final answer",
+    }),
+    noEosPenalty: num({ default: 1, min: 0, doc: "subtracted when a response ends without EOS" }),
+    temperature: num({ default: 1, min: 0 }),
+    maxNewTokens: int({ default: 48, min: 1 }),
+    maxGradNorm: num({ default: 1, min: 0 }),
+    checkpointEvery: int({ default: 4, min: 1 }),
+  }),
+
+  eval: obj({
+    questions: int({ default: 0, min: 0, doc: "held-out questions to score (0: all)" }),
+    majK: int({ default: 6, min: 1, doc: "teacher samples per question for maj@K" }),
+    majTemperature: num({ default: 0.8, min: 0 }),
+    passK: int({ default: 0, min: 0, doc: "student samples per question for pass@k (0: skip)" }),
+    ...sampler({ temperature: 0, maxNewTokens: 48, batchSize: 256 }),
+  }),
+
+  server: obj({
+    enabled: bool({ default: true, doc: "serve progress while the run goes" }),
+    host: str({ default: "127.0.0.1" }),
+    port: int({
+      default: 8787,
+      min: 0,
+      max: 65535,
+      doc: "0 or a taken port: a free one is chosen",
+    }),
+  }),
+});
+
+export type Config = Infer<typeof configSchema>;

@@ -1,0 +1,94 @@
+/**
+ * Chains the stages. Each stage reads what earlier ones wrote in the run
+ * directory and writes its own outputs there; a stage marked done is
+ * skipped, so re-running the same command resumes after a crash.
+ */
+import type { Config } from "./config.ts";
+import { makeContext, type StageContext, type StageSummary } from "../stages/context.ts";
+import { teacherGenerate } from "../stages/teacher_generate.ts";
+import { labelStage } from "../stages/label.ts";
+import { sftStage } from "../stages/sft.ts";
+import { studentGenerate } from "../stages/student_generate.ts";
+import { rewardTrain } from "../stages/reward_train.ts";
+import { ppoStage } from "../stages/ppo.ts";
+import { evalStage } from "../stages/eval.ts";
+import { writeReport } from "../stages/report.ts";
+
+export interface StageInfo {
+  run: (ctx: StageContext) => Promise<StageSummary>;
+  /** Config sections the stage reads, for its --help. */
+  config: string[];
+  about: string;
+}
+
+export const STAGES = {
+  "teacher-generate": {
+    run: teacherGenerate,
+    config: ["task", "teacher"],
+    about: "the teacher answers every training question at several temperatures",
+  },
+  label: {
+    run: labelStage,
+    config: ["label"],
+    about: "majority vote per question: pseudo-labels and agreement, or an LLM judge's scores",
+  },
+  sft: {
+    run: sftStage,
+    config: ["student", "sft"],
+    about: "the student learns the pseudo-positive teacher responses",
+  },
+  "student-generate": {
+    run: studentGenerate,
+    config: ["studentGenerate"],
+    about:
+      "the SFT student answers the kept questions; responses are labelled by the pseudo-labels",
+  },
+  "reward-train": {
+    run: rewardTrain,
+    config: ["reward"],
+    about: "a scalar-head reward model learns from labelled teacher and student responses",
+  },
+  ppo: {
+    run: ppoStage,
+    config: ["ppo"],
+    about:
+      "PPO against the reward model, with a value model, GAE and a KL penalty to the SFT student",
+  },
+  eval: {
+    run: evalStage,
+    config: ["eval"],
+    about: "held-out accuracy (gold labels are read only here) and the report",
+  },
+} satisfies Record<string, StageInfo>;
+
+export type StageName = keyof typeof STAGES;
+export const STAGE_NAMES = Object.keys(STAGES) as StageName[];
+
+export interface RunOptions {
+  /** Run only this stage (its inputs must exist). */
+  only?: StageName;
+  log?: (m: string) => void;
+  /** Called with the context before the first stage (e.g. to start a server). */
+  onStart?: (ctx: StageContext) => Promise<void> | void;
+}
+
+export async function runPipeline(
+  cfg: Config,
+  opts: RunOptions = {},
+): Promise<Record<string, unknown>> {
+  const ctx = await makeContext(cfg, opts.log);
+  await ctx.run.writeJson("config.json", cfg);
+  await opts.onStart?.(ctx);
+  for (const name of opts.only ? [opts.only] : STAGE_NAMES) {
+    if (!opts.only && (await ctx.run.stageDone(name))) {
+      ctx.log(`${name}: done earlier, skipped`);
+      continue;
+    }
+    const summary = await STAGES[name].run(ctx);
+    await ctx.metrics.flush();
+    await ctx.run.markStageDone(name, summary);
+  }
+  const report = await writeReport(ctx, STAGE_NAMES);
+  await ctx.metrics.flush();
+  return report;
+}

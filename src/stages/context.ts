@@ -1,0 +1,150 @@
+/**
+ * What every stage gets: the config, the run directory, the task and its
+ * questions, metrics, progress bars, and helpers to load the run's models.
+ */
+import { EngineError } from "../errors.ts";
+import type { Config } from "../pipeline/config.ts";
+import { MetricsLog, RunDir } from "../pipeline/run_dir.ts";
+import { Progress } from "../pipeline/progress.ts";
+import { loadTask, type Question, type Task } from "../tasks/task.ts";
+import type { Sample } from "./sampler.ts";
+
+/** What a stage reports when it finishes, for the report's compute account. */
+export interface StageSummary {
+  tokensGenerated?: number;
+  tokensTrained?: number;
+  wallSeconds?: number;
+  [key: string]: unknown;
+}
+
+export interface StageContext {
+  cfg: Config;
+  run: RunDir;
+  metrics: MetricsLog;
+  task: Task;
+  train: Question[];
+  /** Held-out questions: only eval reads their gold labels. */
+  test: Question[];
+  /** A progress bar that the progress server can see too. */
+  progress(stage: string, total: number, unit: string): Progress;
+  log(message: string): void;
+}
+
+/** One teacher or student response, as the generate stages write it. */
+export interface ResponseRow {
+  id: string;
+  prompt: string;
+  temperature: number;
+  sample: number;
+  text: string;
+  answer: string | null;
+  finish: string;
+  tokens: number;
+  /** 1 if the answer matches the pseudo-label (student rows), else 0. */
+  reward?: number;
+}
+
+/** A question's majority vote, as the label stage writes it. */
+export interface LabelRow {
+  id: string;
+  pseudo_label: string | null;
+  agreement: number;
+  kept: boolean;
+  votes: Record<string, number>;
+  /** judge mode: per-response judged positives, keyed by `${temperature}:${sample}`. */
+  judged?: Record<string, boolean>;
+}
+
+export const progressRegistry: Progress[] = [];
+
+export async function makeContext(
+  cfg: Config,
+  log = (m: string) => console.error(m),
+): Promise<StageContext> {
+  const t = cfg.task;
+  const arithmetic = (seed: number, count: number) => ({
+    seed,
+    count,
+    minNumber: t.arithmetic.minNumber,
+    maxNumber: t.arithmetic.maxNumber,
+    minSteps: t.arithmetic.minSteps,
+    maxSteps: t.arithmetic.maxSteps,
+    ops: t.arithmetic.ops as ("+" | "-" | "*")[],
+    nonNegative: true,
+  });
+  const load = (path: string, limit: number, seed: number, count: number) =>
+    loadTask(t.kind, {
+      path: path || undefined,
+      limit: limit || undefined,
+      validationPath: t.validation || undefined,
+      shots: t.shots,
+      arithmetic: arithmetic(seed, count),
+    });
+  if (t.kind !== "arithmetic" && (!t.train || !t.test)) {
+    throw new EngineError(
+      `config: task.train and task.test must name data files for task ${t.kind}`,
+    );
+  }
+  const train = await load(t.train, t.trainLimit, t.arithmetic.trainSeed, t.arithmetic.trainCount);
+  const test = await load(t.test, t.testLimit, t.arithmetic.testSeed, t.arithmetic.testCount);
+  const run = new RunDir(`${cfg.runsDir}/${cfg.name}`);
+  await Deno.mkdir(run.path(), { recursive: true });
+  return {
+    cfg,
+    run,
+    metrics: new MetricsLog(run),
+    task: train.task,
+    train: train.questions,
+    test: test.questions,
+    progress(stage, total, unit) {
+      const p = new Progress(stage, total, { unit });
+      progressRegistry.push(p);
+      return p;
+    },
+    log,
+  };
+}
+
+/** The answer a response gives, as the labelling sees it. */
+export function answerOf(ctx: StageContext, s: Sample): string | null {
+  return ctx.task.extract(s.text);
+}
+
+/** A deterministic PRNG (mulberry32) from a seed and a stream, for resumable choices. */
+export function rng(seed: number, stream = 0): () => number {
+  let s = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream + 1, 0xc2b2ae35)) >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(s ^ (s >>> 15), s | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A stable 32-bit hash of a string (FNV-1a), e.g. to split questions by id. */
+export function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h >>> 0;
+}
+
+/** Groups rows by question id, keeping first-seen order. */
+export function byId<T extends { id: string }>(rows: T[]): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const r of rows) {
+    const list = m.get(r.id);
+    if (list) list.push(r);
+    else m.set(r.id, [r]);
+  }
+  return m;
+}
+
+export function chunk<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export function unitId(i: number): string {
+  return `u${String(i).padStart(5, "0")}`;
+}

@@ -1,0 +1,160 @@
+/**
+ * Stage 7, eval: accuracy on held-out questions, the only place gold labels
+ * are read. Teacher pass@1 (greedy) and maj@K, the SFT student and the PPO
+ * student (greedy, and pass@k if asked); plus the pseudo-labels' accuracy on
+ * the training questions and the reward model's held-out accuracy against
+ * gold correctness.
+ */
+import { loadPretrained } from "../model/checkpoint.ts";
+import { sameAnswer } from "../tasks/answers.ts";
+import type { Question } from "../tasks/task.ts";
+import { byId, type ResponseRow, type StageContext, type StageSummary } from "./context.ts";
+import { majority, readLabels } from "./label.ts";
+import { generateResponses } from "./responses.ts";
+import { LocalSampler, type Sampler } from "./sampler.ts";
+import { latestCheckpoint, modelDir } from "./checkpoints.ts";
+import { openSource } from "./teacher_generate.ts";
+import { classifierMetrics } from "./reward_train.ts";
+
+/** Per-question correctness, by metric name. */
+export type Scores = Record<string, boolean[]>;
+
+export interface EvalResult {
+  questions: number;
+  /** Metric name -> accuracy, per row of the table. */
+  rows: Record<string, Record<string, number>>;
+  /** Per-question correctness, for paired comparisons across runs. */
+  perQuestion: Record<string, Record<string, boolean[]>>;
+  pseudoLabels: { all: number; kept: number; keptFraction: number };
+  rewardModel: { accuracy: number; auc: number; n: number } | null;
+  tokensGenerated: number;
+}
+
+function greedyScores(ctx: StageContext, qs: Question[], rows: ResponseRow[]): Scores {
+  const groups = byId(rows);
+  const out: Scores = {};
+  qs.forEach((q, i) => {
+    const r = groups.get(q.id)?.[0];
+    const s = ctx.task.score(r?.text ?? "", q.gold);
+    for (const [k, v] of Object.entries(s)) (out[k] ??= new Array(qs.length).fill(false))[i] = v;
+  });
+  return out;
+}
+
+const accuracy = (s: Scores) =>
+  Object.fromEntries(
+    Object.entries(s).map(([k, v]) => [k, v.filter(Boolean).length / Math.max(v.length, 1)]),
+  );
+
+export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalResult> {
+  const start = performance.now();
+  const cfg = ctx.cfg.eval;
+  const qs = cfg.questions ? ctx.test.slice(0, cfg.questions) : ctx.test;
+  const opts = {
+    maxNewTokens: cfg.maxNewTokens,
+    topP: cfg.topP,
+    batchSize: cfg.batchSize,
+    stop: ctx.task.stop,
+  };
+  let tokens = 0;
+  const rows: EvalResult["rows"] = {};
+  const perQuestion: EvalResult["perQuestion"] = {};
+  const run = async (
+    name: string,
+    sampler: Sampler,
+    draws: { temperature: number; n: number }[],
+  ) => {
+    const out = await generateResponses(ctx, {
+      stage: `eval ${name}`,
+      rel: `eval/${name}`,
+      sampler,
+      questions: qs,
+      draws,
+      questionsPerUnit: 128,
+      seed: ctx.cfg.seed,
+    });
+    tokens += out.newTokens;
+    return out.rows;
+  };
+  const record = (name: string, s: Scores) => {
+    rows[name] = accuracy(s);
+    perQuestion[name] = s;
+  };
+
+  // The teacher: greedy pass@1 and majority of K samples.
+  const teacher = await openSource(ctx, ctx.cfg.teacher.source, opts, (t) => t.length);
+  record(
+    "teacher pass@1",
+    greedyScores(ctx, qs, await run("teacher-greedy", teacher.sampler, [{ temperature: 0, n: 1 }])),
+  );
+  const majRows = byId(
+    await run("teacher-maj", teacher.sampler, [{ temperature: cfg.majTemperature, n: cfg.majK }]),
+  );
+  const maj: Scores = {
+    majority: qs.map((q) =>
+      sameAnswer(majority((majRows.get(q.id) ?? []).map((r) => r.answer)).label, q.gold)
+    ),
+  };
+  record(`teacher maj@${cfg.majK}`, maj);
+  teacher.model?.destroy();
+
+  // The students.
+  const students: [string, string][] = [["SFT student", await modelDir(ctx, "sft")]];
+  const ppo = await latestCheckpoint(ctx, "ppo");
+  if (ppo) students.push(["PPO student", `${ctx.run.path(ppo.dir)}/policy`]);
+  for (const [name, dir] of students) {
+    const { model, tokenizer } = await loadPretrained(dir);
+    const sampler = new LocalSampler(model, tokenizer, opts);
+    const slug = name.split(" ")[0].toLowerCase();
+    record(
+      name,
+      greedyScores(ctx, qs, await run(`${slug}-greedy`, sampler, [{ temperature: 0, n: 1 }])),
+    );
+    if (cfg.passK > 0) {
+      const groups = byId(await run(`${slug}-pass`, sampler, [{ temperature: 1, n: cfg.passK }]));
+      record(`${name} pass@${cfg.passK}`, {
+        pass: qs.map((q) => (groups.get(q.id) ?? []).some((r) => sameAnswer(r.answer, q.gold))),
+      });
+    }
+    model.destroy();
+  }
+
+  // Pseudo-labels against the training questions' gold answers.
+  const labels = await readLabels(ctx);
+  const gold = new Map(ctx.train.map((q) => [q.id, q.gold]));
+  const all = [...labels.values()];
+  const right = (l: typeof all) =>
+    l.filter((x) => sameAnswer(x.pseudo_label, gold.get(x.id) ?? null)).length /
+    Math.max(l.length, 1);
+  const kept = all.filter((l) => l.kept);
+  const pseudoLabels = {
+    all: right(all),
+    kept: right(kept),
+    keptFraction: kept.length / Math.max(all.length, 1),
+  };
+
+  // The reward model's held-out scores against gold correctness.
+  const held = (await ctx.run.readJson("rm/heldout.json")) as {
+    id: string;
+    answer: string | null;
+    score: number;
+  }[] | null;
+  let rewardModel: EvalResult["rewardModel"] = null;
+  if (held?.length) {
+    const m = classifierMetrics(
+      held.map((h) => h.score),
+      held.map((h) => (sameAnswer(h.answer, gold.get(h.id) ?? null) ? 1 : 0)),
+    );
+    rewardModel = { accuracy: m.accuracy, auc: m.auc, n: m.n };
+  }
+  const result: EvalResult = {
+    questions: qs.length,
+    rows,
+    perQuestion,
+    pseudoLabels,
+    rewardModel,
+    tokensGenerated: tokens,
+  };
+  await ctx.run.writeJson("eval/results.json", result);
+  return { ...result, wallSeconds: (performance.now() - start) / 1000 };
+}

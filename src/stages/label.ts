@@ -1,0 +1,121 @@
+/**
+ * Stage 2, label: pseudo-rewards without gold labels. The majority answer of
+ * a question's teacher responses is its pseudo-label; responses that agree
+ * are positive. Questions whose majority is weaker than minAgreement are
+ * dropped. In judge mode an LLM judge scores each response instead.
+ */
+import { JsonlShards } from "../pipeline/run_dir.ts";
+import { DEFAULT_JUDGE, judgePositive, judgePrompt, parseJudgeScore } from "../tasks/judge.ts";
+import {
+  byId,
+  type LabelRow,
+  type ResponseRow,
+  type StageContext,
+  type StageSummary,
+} from "./context.ts";
+import { openSource } from "./teacher_generate.ts";
+
+/** The most frequent non-null answer (ties: the one seen first) and its share of all responses. */
+export function majority(
+  answers: (string | null)[],
+): { label: string | null; agreement: number; votes: Record<string, number> } {
+  const votes: Record<string, number> = {};
+  for (const a of answers) if (a !== null) votes[a] = (votes[a] ?? 0) + 1;
+  let label: string | null = null;
+  for (const [a, v] of Object.entries(votes)) if (label === null || v > votes[label]) label = a;
+  return {
+    label,
+    agreement: label === null ? 0 : votes[label] / Math.max(answers.length, 1),
+    votes,
+  };
+}
+
+export async function teacherRows(ctx: StageContext): Promise<ResponseRow[]> {
+  return (await new JsonlShards(ctx.run, "teacher").readAll()) as ResponseRow[];
+}
+
+export async function readLabels(ctx: StageContext): Promise<Map<string, LabelRow>> {
+  const rows = (await ctx.run.readJson("labels.json")) as LabelRow[] | null;
+  return new Map((rows ?? []).map((r) => [r.id, r]));
+}
+
+/** Whether a teacher response counts as positive under the labels. */
+export function isPositive(label: LabelRow | undefined, row: ResponseRow): boolean {
+  if (!label?.kept) return false;
+  if (label.judged) return label.judged[`${row.temperature}:${row.sample}`] ?? false;
+  return row.answer !== null && row.answer === label.pseudo_label;
+}
+
+export async function labelStage(ctx: StageContext): Promise<StageSummary> {
+  const start = performance.now();
+  const cfg = ctx.cfg.label;
+  const groups = byId(await teacherRows(ctx));
+  const labels: LabelRow[] = [];
+  let judgeTokens = 0;
+  if (cfg.mode === "majority") {
+    for (const [id, rows] of groups) {
+      const m = majority(rows.map((r) => r.answer));
+      labels.push({
+        id,
+        pseudo_label: m.label,
+        agreement: m.agreement,
+        kept: m.label !== null && m.agreement >= cfg.minAgreement,
+        votes: m.votes,
+      });
+    }
+  } else {
+    const judgeCfg = {
+      template: cfg.judge.template || DEFAULT_JUDGE.template,
+      scorePattern: cfg.judge.scorePattern || DEFAULT_JUDGE.scorePattern,
+      maxScore: cfg.judge.maxScore,
+      threshold: cfg.judge.threshold,
+    };
+    const { sampler, model } = await openSource(ctx, cfg.judge.source, {
+      maxNewTokens: cfg.judge.maxNewTokens,
+      topP: 1,
+      batchSize: ctx.cfg.teacher.batchSize,
+      stop: ["\n"],
+    }, (t) => t.length);
+    const all = [...groups.values()].flat();
+    const bar = ctx.progress("label (judge)", all.length, "responses");
+    const outs = await sampler.sample(
+      all.map((r) => ({
+        prompt: judgePrompt(judgeCfg, r.prompt, r.text),
+        n: 1,
+        temperature: 0,
+        seed: 0,
+      })),
+      (n) => bar.tick(n),
+    );
+    bar.done();
+    model?.destroy();
+    const judged = new Map<string, Record<string, boolean>>();
+    all.forEach((r, i) => {
+      judgeTokens += outs[i][0].tokens;
+      const rec = judged.get(r.id) ?? {};
+      rec[`${r.temperature}:${r.sample}`] = judgePositive(
+        judgeCfg,
+        parseJudgeScore(judgeCfg, outs[i][0].text),
+      );
+      judged.set(r.id, rec);
+    });
+    for (const [id] of groups) {
+      const rec = judged.get(id)!;
+      const pos = Object.values(rec).filter(Boolean).length;
+      const agreement = pos / Math.max(Object.keys(rec).length, 1);
+      labels.push({ id, pseudo_label: null, agreement, kept: pos > 0, votes: {}, judged: rec });
+    }
+  }
+  await ctx.run.writeJson("labels.json", labels);
+  const kept = labels.filter((l) => l.kept).length;
+  const hist = new Array(10).fill(0);
+  for (const l of labels) hist[Math.min(9, Math.floor(l.agreement * 10))]++;
+  return {
+    questions: labels.length,
+    kept,
+    dropped: labels.length - kept,
+    agreementHistogram: hist,
+    tokensGenerated: judgeTokens,
+    wallSeconds: (performance.now() - start) / 1000,
+  };
+}

@@ -1,0 +1,271 @@
+/**
+ * Stage 6, ppo: the student is optimised against a reward (by default the
+ * learned reward model) with a separate value model and GAE, clipped policy
+ * and value losses, a KL penalty to the SFT reference (fixed or adaptive),
+ * whitened advantages, and penalties for responses with no final answer or
+ * no EOS. Iterations are seeded by their index, so a resumed run repeats
+ * the uninterrupted one.
+ */
+import { noGrad } from "../autograd/tape.ts";
+import * as E from "../tensor/api.ts";
+import { keep, readAll, type Tensor, tidy } from "../tensor/tensor.ts";
+import { generate } from "../generate/generate.ts";
+import { loadPretrained } from "../model/checkpoint.ts";
+import type { CausalLM } from "../model/llama.ts";
+import { sameAnswer } from "../tasks/answers.ts";
+import { AdaptiveKl, gae, klRewards, whiten } from "../train/ppo_math.ts";
+import { policyLoss, tokenLogprobs, tokenValues, valueLoss } from "../train/ppo.ts";
+import { Trainer } from "../train/trainer.ts";
+import { padLength } from "../train/batch.ts";
+import { hash32, rng, type StageContext, type StageSummary } from "./context.ts";
+import { readLabels } from "./label.ts";
+import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
+import { scoreAll } from "./reward_train.ts";
+
+interface PpoState {
+  iteration: number;
+  beta: number;
+  tokensGenerated: number;
+  tokensTrained: number;
+}
+
+interface Rollout {
+  B: number;
+  T: number;
+  ids: Int32Array;
+  mask: Float32Array;
+  seqs: number[][];
+  scores: Float32Array;
+  texts: string[];
+  lengths: number[];
+}
+
+export async function ppoStage(ctx: StageContext): Promise<StageSummary> {
+  const start = performance.now();
+  const cfg = ctx.cfg.ppo;
+  const labels = await readLabels(ctx);
+  const sftDir = await modelDir(ctx, "sft");
+  const latest = await latestCheckpoint(ctx, "ppo");
+  const resumeDir = latest ? ctx.run.path(latest.dir) : null;
+
+  const { model: policy, tokenizer } = await loadPretrained(
+    resumeDir ? `${resumeDir}/policy` : sftDir,
+  );
+  const { model: value } = await loadPretrained(resumeDir ? `${resumeDir}/value` : sftDir, {
+    head: "score",
+  });
+  const { model: ref } = await loadPretrained(sftDir);
+  const rm = cfg.reward === "model"
+    ? (await loadPretrained(await modelDir(ctx, "rm"), { head: "score" })).model
+    : null;
+  const policyTrainer = new Trainer(policy, {
+    lr: cfg.lr,
+    totalSteps: 1,
+    schedule: "constant",
+    maxGradNorm: cfg.maxGradNorm,
+  });
+  const valueTrainer = new Trainer(value, {
+    lr: cfg.valueLr,
+    totalSteps: 1,
+    schedule: "constant",
+    maxGradNorm: cfg.maxGradNorm,
+  });
+  const state: PpoState = resumeDir
+    ? ((await ctx.run.readJson(`${latest!.dir}/state.json`)) as PpoState)
+    : { iteration: 0, beta: cfg.klCoef, tokensGenerated: 0, tokensTrained: 0 };
+  if (resumeDir) {
+    await policyTrainer.resume(`${resumeDir}/policy`);
+    await valueTrainer.resume(`${resumeDir}/value`);
+  }
+  const kl = new AdaptiveKl(state.beta, cfg.klTarget, cfg.klHorizon);
+  const pool = cfg.reward === "pseudo"
+    ? ctx.train.filter((q) => labels.get(q.id)?.kept)
+    : ctx.train;
+  const pad = tokenizer.padId ?? 0;
+  const eos = tokenizer.eosIds;
+  const bar = ctx.progress("ppo", cfg.iterations, "iterations");
+  bar.tick(state.iteration);
+  let tokensGenerated = state.tokensGenerated;
+  let tokensTrained = state.tokensTrained;
+  const saveState = (dir: string, iteration: number) =>
+    Deno.writeTextFile(
+      `${dir}/state.json`,
+      JSON.stringify(
+        { iteration, beta: kl.beta, tokensGenerated, tokensTrained } satisfies PpoState,
+      ),
+    );
+
+  const rollout = async (it: number): Promise<Rollout> => {
+    const r = rng(ctx.cfg.seed, 9000 + it);
+    const qs = Array.from(
+      { length: cfg.promptsPerIteration },
+      () => pool[Math.floor(r() * pool.length)],
+    );
+    const prompts = qs.map((q) => tokenizer.encode(q.prompt));
+    const gens = await generate(policy, tokenizer, prompts, {
+      maxNewTokens: cfg.maxNewTokens,
+      temperature: cfg.temperature,
+      seed: hash32(`ppo:${ctx.cfg.seed}:${it}`),
+      eosTokenIds: eos,
+      stopStrings: ctx.task.stop,
+    });
+    const seqs = prompts.map((p, b) => [...p, ...gens[b].ids]);
+    const B = seqs.length;
+    // +1: position j scores token j+1, so T-1 (the scored width) is the padded length.
+    const T = padLength(Math.max(...seqs.map((s) => s.length)) - 1) + 1;
+    const ids = new Int32Array(B * T).fill(pad);
+    const mask = new Float32Array(B * (T - 1));
+    seqs.forEach((s, b) => {
+      ids.set(s, b * T);
+      for (let j = prompts[b].length - 1; j < s.length - 1; j++) mask[b * (T - 1) + j] = 1;
+    });
+    let scores: Float32Array;
+    if (rm) scores = await scoreAll(rm, seqs, pad, 128);
+    else {
+      scores = Float32Array.from(gens, (g, b) => {
+        const answer = ctx.task.extract(g.text);
+        const target = cfg.reward === "gold"
+          ? qs[b].gold
+          : labels.get(qs[b].id)?.pseudo_label ?? null;
+        return sameAnswer(answer, target) ? 1 : 0;
+      });
+    }
+    gens.forEach((g, b) => {
+      if (ctx.task.extract(g.text) === null) scores[b] -= cfg.noAnswerPenalty;
+      if (g.finishReason !== "eos") scores[b] -= cfg.noEosPenalty;
+    });
+    tokensGenerated += gens.reduce((s, g) => s + g.ids.length, 0);
+    return {
+      B,
+      T,
+      ids,
+      mask,
+      seqs,
+      scores,
+      texts: gens.map((g) => g.text),
+      lengths: gens.map((g) => g.ids.length),
+    };
+  };
+
+  for (let it = state.iteration; it < cfg.iterations; it++) {
+    const ro = await rollout(it);
+    const { B, T } = ro;
+    const W = T - 1;
+    const [logp, refLogp, values] = await (async () => {
+      const outs = noGrad(() =>
+        tidy(() => {
+          const ids = E.tensor(ro.ids, [B, T]);
+          return [
+            tokenLogprobs(policy, ids, cfg.temperature).logp,
+            tokenLogprobs(ref, ids, cfg.temperature).logp,
+            tokenValues(value, ids),
+          ];
+        })
+      );
+      const host = await readAll(outs);
+      outs.forEach((t) => t.destroy());
+      return host as Float32Array[];
+    })();
+    const { rewards, kl: klTok } = klRewards(logp, refLogp, ro.mask, ro.scores, B, W, kl.beta);
+    const { advantages, returns } = gae(rewards, values, ro.mask, B, W, cfg.gamma, cfg.lam);
+    const adv = cfg.whitenAdvantages ? whiten(advantages, ro.mask) : advantages;
+
+    // Minibatch updates over shuffled rows.
+    const r = rng(ctx.cfg.seed, 20000 + it);
+    const stats: Tensor[] = [];
+    for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+      const order = Array.from({ length: B }, (_, i) => i).sort(() => r() - 0.5);
+      for (let at = 0; at < B; at += cfg.miniBatch) {
+        const rows = order.slice(at, at + cfg.miniBatch);
+        const pick = <A extends Float32Array | Int32Array>(src: A, width: number): A => {
+          const out = new (src.constructor as { new (n: number): A })(rows.length * width);
+          rows.forEach((row, i) =>
+            out.set(src.subarray(row * width, (row + 1) * width), i * width)
+          );
+          return out;
+        };
+        const shape = [rows.length, W];
+        const mbIds = pick(ro.ids, T);
+        tokensTrained += rows.length * T;
+        const policyStep = it >= cfg.valueWarmupSteps;
+        if (policyStep) {
+          let out: Tensor[] = [];
+          stats.push(policyTrainer.trainStep([() => {
+            const ids = E.tensor(mbIds, [rows.length, T]);
+            const { logp: lp, entropy } = tokenLogprobs(policy, ids, cfg.temperature);
+            const mask = E.tensor(pick(ro.mask, W), shape);
+            const p = policyLoss(
+              lp,
+              E.tensor(pick(logp, W), shape),
+              E.tensor(pick(adv, W), shape),
+              mask,
+              cfg.clip,
+            );
+            out = [p.clipfrac, E.div(E.sum(E.mul(entropy, mask)), E.maximum(E.sum(mask), 1))].map((
+              t,
+            ) => keep(t));
+            return p.loss;
+          }]));
+          stats.push(...out);
+        }
+        stats.push(valueTrainer.trainStep([() => {
+          const ids = E.tensor(mbIds, [rows.length, T]);
+          return valueLoss(
+            tokenValues(value, ids),
+            E.tensor(pick(values, W), shape),
+            E.tensor(pick(returns, W), shape),
+            E.tensor(pick(ro.mask, W), shape),
+            cfg.valueClip,
+          );
+        }]));
+      }
+    }
+    const host = (await readAll(stats)).map((h) => h[0]);
+    stats.forEach((t) => t.destroy());
+    const per = it >= cfg.valueWarmupSteps ? 4 : 1;
+    const mean = (k: number) => {
+      const v = host.filter((_, i) => i % per === k);
+      return v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
+    };
+    const seqKl = Array.from({ length: B }, (_, b) => {
+      let s = 0;
+      for (let j = 0; j < W; j++) s += klTok[b * W + j];
+      return s;
+    });
+    const meanKl = seqKl.reduce((a, b) => a + b, 0) / B;
+    Trainer.checkFinite("ppo", it, host);
+    const metrics = {
+      reward: ro.scores.reduce((a, b) => a + b, 0) / B,
+      kl: meanKl,
+      entropy: per === 4 ? mean(2) : NaN,
+      clipfrac: per === 4 ? mean(1) : NaN,
+      policy_loss: per === 4 ? mean(0) : NaN,
+      value_loss: mean(per - 1),
+      response_length: ro.lengths.reduce((a, b) => a + b, 0) / B,
+      beta: kl.beta,
+    };
+    ctx.metrics.log("ppo", it, metrics);
+    if (cfg.klTarget > 0) kl.update(meanKl, B);
+    bar.tick(1, { reward: +metrics.reward.toFixed(3), kl: +metrics.kl.toFixed(3) });
+    if ((it + 1) % cfg.checkpointEvery === 0 || it + 1 === cfg.iterations) {
+      await saveCheckpoint(ctx, "ppo", it + 1, async (dir) => {
+        await policyTrainer.save(`${dir}/policy`, tokenizer);
+        await valueTrainer.save(`${dir}/value`, tokenizer);
+        await saveState(dir, it + 1);
+      });
+    }
+  }
+  if (cfg.iterations === 0 && !latest) {
+    await saveCheckpoint(ctx, "ppo", 0, async (dir) => {
+      await policyTrainer.save(`${dir}/policy`, tokenizer);
+      await valueTrainer.save(`${dir}/value`, tokenizer);
+      await saveState(dir, 0);
+    });
+  }
+  await ctx.metrics.flush();
+  bar.done();
+  for (const m of [policy, value, ref, rm] as (CausalLM | null)[]) m?.destroy();
+  policyTrainer.destroy();
+  valueTrainer.destroy();
+  return { tokensGenerated, tokensTrained, wallSeconds: (performance.now() - start) / 1000 };
+}

@@ -1,0 +1,97 @@
+/**
+ * The report: the eval table and a compute account per stage (tokens
+ * generated, tokens trained, wall time), as report.json and report.md.
+ */
+import { gpu } from "../gpu/mod.ts";
+import type { StageContext } from "./context.ts";
+import type { EvalResult } from "./eval.ts";
+
+export interface StageAccount {
+  stage: string;
+  tokensGenerated: number;
+  tokensTrained: number;
+  wallSeconds: number;
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a");
+
+export async function writeReport(
+  ctx: StageContext,
+  stages: string[],
+): Promise<Record<string, unknown>> {
+  const result = (await ctx.run.readJson("eval/results.json")) as EvalResult | null;
+  const accounts: StageAccount[] = [];
+  for (const stage of stages) {
+    const s = (await ctx.run.stageDone(stage)) as Record<string, number> | null;
+    if (!s) continue;
+    accounts.push({
+      stage,
+      tokensGenerated: s.tokensGenerated ?? 0,
+      tokensTrained: s.tokensTrained ?? 0,
+      wallSeconds: s.wallSeconds ?? 0,
+    });
+  }
+  const report = {
+    name: ctx.cfg.name,
+    task: ctx.cfg.task.kind,
+    seed: ctx.cfg.seed,
+    date: new Date().toISOString().slice(0, 10),
+    adapter: gpu().info.description,
+    eval: result ? { questions: result.questions, rows: result.rows } : null,
+    pseudoLabels: result?.pseudoLabels ?? null,
+    rewardModel: result?.rewardModel ?? null,
+    compute: accounts,
+  };
+  await ctx.run.writeJson("report.json", report);
+
+  const lines = [`# Distillation report: ${ctx.cfg.name}`, ""];
+  lines.push(
+    `Task ${ctx.cfg.task.kind}, seed ${ctx.cfg.seed}, ${report.date}, adapter: ${report.adapter}.`,
+    "",
+  );
+  if (result) {
+    const metrics = [...new Set(Object.values(result.rows).flatMap((r) => Object.keys(r)))];
+    lines.push(`Held-out accuracy on ${result.questions} questions:`, "");
+    lines.push(
+      `| model | ${metrics.join(" | ")} |`,
+      `| --- | ${metrics.map(() => "---").join(" | ")} |`,
+    );
+    for (const [name, r] of Object.entries(result.rows)) {
+      lines.push(`| ${name} | ${metrics.map((m) => (m in r ? pct(r[m]) : "")).join(" | ")} |`);
+    }
+    const p = result.pseudoLabels;
+    lines.push(
+      "",
+      `Pseudo-labels on the training questions: ${pct(p.all)} right overall, ${
+        pct(p.kept)
+      } on the ` +
+        `${pct(p.keptFraction)} kept.`,
+    );
+    if (result.rewardModel) {
+      lines.push(
+        `Reward model on held-out responses, against gold correctness: accuracy ${
+          pct(result.rewardModel.accuracy)
+        }, ` +
+          `AUC ${result.rewardModel.auc.toFixed(3)} (${result.rewardModel.n} responses).`,
+      );
+    }
+  }
+  const total = accounts.reduce((s, a) => s + a.wallSeconds, 0);
+  lines.push(
+    "",
+    "Compute:",
+    "",
+    "| stage | tokens generated | tokens trained | wall time | share |",
+    "| --- | ---: | ---: | ---: | ---: |",
+  );
+  for (const a of accounts) {
+    lines.push(
+      `| ${a.stage} | ${a.tokensGenerated.toLocaleString("en")} | ${
+        a.tokensTrained.toLocaleString("en")
+      } | ` +
+        `${a.wallSeconds.toFixed(1)} s | ${pct(a.wallSeconds / Math.max(total, 1e-9))} |`,
+    );
+  }
+  await ctx.run.writeText("report.md", lines.join("\n") + "\n");
+  return report;
+}

@@ -1,0 +1,231 @@
+/**
+ * Stage 5, reward-train: a scalar head on a transformer (initialised from
+ * the SFT student) learns which responses agree with the pseudo-labels,
+ * from teacher and student responses alike. Pointwise binary cross-entropy
+ * on the last token's score, optionally plus a pairwise Bradley–Terry term;
+ * accuracy, AUC and calibration are measured on held-out questions.
+ */
+import { noGrad } from "../autograd/tape.ts";
+import * as E from "../tensor/api.ts";
+import { readAll, type Tensor, tidy } from "../tensor/tensor.ts";
+import { loadPretrained } from "../model/checkpoint.ts";
+import type { CausalLM } from "../model/llama.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
+import { JsonlShards } from "../pipeline/run_dir.ts";
+import { bceWithLogits, bradleyTerry } from "../train/reward_loss.ts";
+import { Trainer } from "../train/trainer.ts";
+import { padLength } from "../train/batch.ts";
+import { hash32, type ResponseRow, rng, type StageContext, type StageSummary } from "./context.ts";
+import { isPositive, readLabels, teacherRows } from "./label.ts";
+import { latestCheckpoint, modelDir } from "./checkpoints.ts";
+import { trainLoop } from "./sft.ts";
+
+export interface ScoredRow {
+  id: string;
+  source: "teacher" | "student";
+  answer: string | null;
+  label: number;
+  tokens: number[];
+}
+
+/** Prompt + response tokens, ending in EOS where the response did. */
+export function sequenceOf(tokenizer: Tokenizer, r: ResponseRow, maxLen: number): number[] {
+  const ids = [
+    ...tokenizer.encode(r.prompt),
+    ...tokenizer.encode(r.text, { addSpecialTokens: false }),
+  ];
+  if (r.finish === "eos") ids.push(tokenizer.eosIds[0]);
+  return ids.slice(0, maxLen);
+}
+
+/** Right-padded ids [B, T] and each row's last index, for a batch of sequences. */
+export function padBatch(seqs: number[][], pad: number): { ids: Tensor; last: Tensor; T: number } {
+  const T = padLength(Math.max(...seqs.map((s) => s.length)));
+  const ids = new Int32Array(seqs.length * T).fill(pad);
+  seqs.forEach((s, b) => ids.set(s, b * T));
+  return {
+    ids: E.tensor(ids, [seqs.length, T]),
+    last: E.tensor(Int32Array.from(seqs, (s) => s.length - 1)),
+    T,
+  };
+}
+
+/** The score head at each sequence's last token, [B]. */
+export function lastScores(model: CausalLM, seqs: number[][], pad: number): Tensor {
+  const { ids, last } = padBatch(seqs, pad);
+  return E.gatherLast(model.scores(model.forward(ids)), last);
+}
+
+/** Scores of many sequences, in batches, with no tape. */
+export async function scoreAll(
+  model: CausalLM,
+  seqs: number[][],
+  pad: number,
+  batch: number,
+): Promise<Float32Array> {
+  const parts: Tensor[] = [];
+  for (let i = 0; i < seqs.length; i += batch) {
+    parts.push(noGrad(() => tidy(() => lastScores(model, seqs.slice(i, i + batch), pad))));
+  }
+  const host = await readAll(parts);
+  parts.forEach((p) => p.destroy());
+  const out = new Float32Array(seqs.length);
+  let at = 0;
+  for (const h of host) {
+    out.set(h, at);
+    at += h.length;
+  }
+  return out;
+}
+
+/** Area under the ROC curve: the chance a random positive outscores a random negative (ties count half). */
+export function auc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
+  const idx = Array.from(scores, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
+  let rankSum = 0;
+  let pos = 0;
+  for (let i = 0; i < idx.length;) {
+    let j = i;
+    while (j < idx.length && scores[idx[j]] === scores[idx[i]]) j++;
+    const avg = (i + j + 1) / 2;
+    for (let k = i; k < j; k++) {
+      if (labels[idx[k]]) {
+        rankSum += avg;
+        pos++;
+      }
+    }
+    i = j;
+  }
+  const neg = idx.length - pos;
+  return pos && neg ? (rankSum - (pos * (pos + 1)) / 2) / (pos * neg) : NaN;
+}
+
+/** Accuracy at logit 0, AUC, and expected calibration error over 10 bins of sigmoid(score). */
+export function classifierMetrics(scores: ArrayLike<number>, labels: ArrayLike<number>) {
+  const n = scores.length;
+  let correct = 0;
+  const bins = Array.from({ length: 10 }, () => ({ n: 0, p: 0, y: 0 }));
+  for (let i = 0; i < n; i++) {
+    const p = 1 / (1 + Math.exp(-scores[i]));
+    if ((scores[i] > 0 ? 1 : 0) === labels[i]) correct++;
+    const b = bins[Math.min(9, Math.floor(p * 10))];
+    b.n++;
+    b.p += p;
+    b.y += labels[i];
+  }
+  const ece = bins.reduce((s, b) => s + (b.n ? (b.n / n) * Math.abs(b.p / b.n - b.y / b.n) : 0), 0);
+  return {
+    n,
+    accuracy: n ? correct / n : NaN,
+    auc: auc(scores, labels),
+    ece,
+    positiveRate: Array.from(labels).reduce((a, b) => a + b, 0) / Math.max(n, 1),
+  };
+}
+
+/** Teacher and student responses of kept questions, labelled, split into train and held-out by question. */
+export async function rewardData(ctx: StageContext, tokenizer: Tokenizer) {
+  const cfg = ctx.cfg.reward;
+  const labels = await readLabels(ctx);
+  const teacher = (await teacherRows(ctx)).filter((r) => labels.get(r.id)?.kept);
+  const student = (await new JsonlShards(ctx.run, "student").readAll()) as ResponseRow[];
+  const rows: ScoredRow[] = [
+    ...teacher.map((r) => ({
+      r,
+      source: "teacher" as const,
+      label: isPositive(labels.get(r.id), r) ? 1 : 0,
+    })),
+    ...student.map((r) => ({ r, source: "student" as const, label: r.reward ?? 0 })),
+  ].map(({ r, source, label }) => ({
+    id: r.id,
+    source,
+    answer: r.answer,
+    label,
+    tokens: sequenceOf(tokenizer, r, cfg.maxLen),
+  }));
+  const held = (id: string) =>
+    (hash32(`${id}:${ctx.cfg.seed}`) % 10000) / 10000 < cfg.heldOutFraction;
+  return { train: rows.filter((r) => !held(r.id)), heldOut: rows.filter((r) => held(r.id)) };
+}
+
+export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
+  const start = performance.now();
+  const cfg = ctx.cfg.reward;
+  const latest = await latestCheckpoint(ctx, "rm");
+  const init = latest ? ctx.run.path(latest.dir) : await modelDir(ctx, "sft");
+  const { model, tokenizer } = await loadPretrained(init, { head: "score" });
+  const { train, heldOut } = await rewardData(ctx, tokenizer);
+  const pos = train.filter((r) => r.label === 1);
+  const neg = train.filter((r) => r.label === 0);
+  if (train.length === 0) throw new Error("reward-train: no labelled responses");
+  const pad = tokenizer.padId ?? 0;
+  const trainer = new Trainer(model, {
+    lr: cfg.lr,
+    totalSteps: cfg.steps,
+    warmupSteps: cfg.warmupSteps,
+    weightDecay: cfg.weightDecay,
+  });
+  if (latest) await trainer.resume(init);
+  let tokens = 0;
+  const batchAt = (s: number) => {
+    const r = rng(ctx.cfg.seed, 5000 + s);
+    const pick = (list: ScoredRow[]) => list[Math.floor(r() * list.length)];
+    const half = Math.floor(cfg.batchSize / 2);
+    const rows = cfg.balance && pos.length && neg.length
+      ? [
+        ...Array.from({ length: half }, () => pick(pos)),
+        ...Array.from({ length: cfg.batchSize - half }, () => pick(neg)),
+      ]
+      : Array.from({ length: cfg.batchSize }, () => pick(train));
+    return rows;
+  };
+  await trainLoop(ctx, {
+    stage: "reward-train",
+    rel: "rm",
+    trainer,
+    from: latest?.step ?? 0,
+    steps: cfg.steps,
+    every: cfg.checkpointEvery,
+    step: (s) => {
+      const rows = batchAt(s);
+      tokens += rows.reduce((a, r) => a + r.tokens.length, 0);
+      return trainer.trainStep([() => {
+        const scores = lastScores(model, rows.map((r) => r.tokens), pad);
+        let loss = bceWithLogits(scores, E.tensor(rows.map((r) => r.label)));
+        if (cfg.pairwiseWeight > 0 && cfg.balance) {
+          const half = Math.floor(rows.length / 2);
+          const bt = bradleyTerry(E.narrow(scores, 0, 0, half), E.narrow(scores, 0, half, half));
+          loss = E.add(loss, E.affine(bt, cfg.pairwiseWeight));
+        }
+        return loss;
+      }]);
+    },
+    save: (dir) => trainer.save(dir, tokenizer),
+  });
+  const scores = await scoreAll(model, heldOut.map((r) => r.tokens), pad, 128);
+  const metrics = classifierMetrics(scores, heldOut.map((r) => r.label));
+  await ctx.run.writeJson(
+    "rm/heldout.json",
+    heldOut.map((r, i) => ({
+      id: r.id,
+      source: r.source,
+      answer: r.answer,
+      label: r.label,
+      score: scores[i],
+    })),
+  );
+  ctx.metrics.log("reward-train", cfg.steps, {
+    heldout_accuracy: metrics.accuracy,
+    heldout_auc: metrics.auc,
+    heldout_ece: metrics.ece,
+  });
+  await ctx.metrics.flush();
+  trainer.destroy();
+  model.destroy();
+  return {
+    train: train.length,
+    positives: pos.length,
+    heldOut: metrics,
+    tokensTrained: tokens,
+    wallSeconds: (performance.now() - start) / 1000,
+  };
+}

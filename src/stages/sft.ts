@@ -1,0 +1,170 @@
+/**
+ * Stage 3, sft: the student learns the pseudo-positive teacher responses
+ * (prompt tokens masked), with checkpoints that resume exactly.
+ */
+import { readAll, type Tensor } from "../tensor/tensor.ts";
+import { smallConfig } from "../model/config.ts";
+import { CausalLM } from "../model/llama.ts";
+import { loadPretrained } from "../model/checkpoint.ts";
+import { charTokenizerFiles, type Tokenizer, tokenizerFromFiles } from "../model/tokenizer.ts";
+import { type Example, lmBatch } from "../train/batch.ts";
+import { lmLoss } from "../train/lm_loss.ts";
+import { Trainer } from "../train/trainer.ts";
+import { ARITHMETIC_CHARS } from "../tasks/arithmetic.ts";
+import { rng, type StageContext, type StageSummary } from "./context.ts";
+import { isPositive, readLabels, teacherRows } from "./label.ts";
+import { latestCheckpoint, saveCheckpoint } from "./checkpoints.ts";
+
+/** The student's tokenizer: its init checkpoint's, else the local teacher's, else characters. */
+export async function studentTokenizer(ctx: StageContext): Promise<Tokenizer> {
+  const s = ctx.cfg.student;
+  if (s.init) return (await loadPretrained(s.init)).tokenizer;
+  const src = ctx.cfg.teacher.source;
+  if (src.kind === "local") {
+    const { loadTokenizer } = await import("../model/tokenizer.ts");
+    return await loadTokenizer(src.model);
+  }
+  const chars = ctx.task.kind === "arithmetic"
+    ? ARITHMETIC_CHARS
+    : Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join("") + "\n";
+  return tokenizerFromFiles(charTokenizerFiles(chars));
+}
+
+/** A new student from the config, or its init checkpoint. */
+export async function newStudent(ctx: StageContext, tokenizer: Tokenizer): Promise<CausalLM> {
+  const s = ctx.cfg.student;
+  if (s.init) return (await loadPretrained(s.init)).model;
+  return CausalLM.init(
+    smallConfig({
+      vocabSize: tokenizer.vocabSize,
+      hiddenSize: s.hiddenSize,
+      numLayers: s.numLayers,
+      numHeads: s.numHeads,
+      numKvHeads: s.numKvHeads || undefined,
+      intermediateSize: s.intermediateSize || undefined,
+      maxPositionEmbeddings: Math.max(512, ctx.cfg.sft.maxLen + 64),
+      bosTokenId: tokenizer.bosId,
+      eosTokenIds: tokenizer.eosIds,
+      padTokenId: tokenizer.padId,
+    }),
+    s.initSeed,
+  );
+}
+
+/** Prompt + response token pairs, the response ending in EOS. */
+export function toExample(tokenizer: Tokenizer, prompt: string, text: string): Example {
+  return {
+    prompt: tokenizer.encode(prompt),
+    completion: [...tokenizer.encode(text, { addSpecialTokens: false }), tokenizer.eosIds[0]],
+  };
+}
+
+/**
+ * Runs `steps` optimizer steps of `trainer` from `from`, drawing each batch
+ * with rng(seed, step) so that a resumed run draws the same batches;
+ * checkpoints every `every` steps and at the end.
+ */
+export async function trainLoop(
+  ctx: StageContext,
+  opts: {
+    stage: string;
+    rel: string;
+    trainer: Trainer;
+    from: number;
+    steps: number;
+    every: number;
+    step: (s: number) => Tensor;
+    save: (dir: string, step: number) => Promise<void>;
+    extra?: (s: number) => Record<string, number>;
+  },
+): Promise<number> {
+  const bar = ctx.progress(opts.stage, opts.steps, "steps");
+  bar.tick(opts.from);
+  let pending: { step: number; loss: Tensor }[] = [];
+  const drain = async () => {
+    const values = await readAll(pending.map((p) => p.loss));
+    const losses = values.map((v) => v[0]);
+    Trainer.checkFinite(opts.stage, pending[0]?.step ?? 0, losses);
+    pending.forEach((p, i) => {
+      ctx.metrics.log(opts.stage, p.step, { loss: losses[i], ...opts.extra?.(p.step) });
+      p.loss.destroy();
+    });
+    if (losses.length) bar.tick(pending.length, { loss: +losses[losses.length - 1].toFixed(4) });
+    pending = [];
+  };
+  for (let s = opts.from; s < opts.steps; s++) {
+    pending.push({ step: s, loss: opts.step(s) });
+    if (pending.length === 10) await drain();
+    if ((s + 1) % opts.every === 0 || s + 1 === opts.steps) {
+      await drain();
+      await saveCheckpoint(ctx, opts.rel, s + 1, (dir) => opts.save(dir, s + 1));
+    }
+  }
+  await drain();
+  await ctx.metrics.flush();
+  bar.done();
+  return opts.steps;
+}
+
+export async function sftStage(ctx: StageContext): Promise<StageSummary> {
+  const start = performance.now();
+  const cfg = ctx.cfg.sft;
+  const tokenizer = await studentTokenizer(ctx);
+  const labels = await readLabels(ctx);
+  const examples = (await teacherRows(ctx))
+    .filter((r) => isPositive(labels.get(r.id), r))
+    .map((r) => toExample(tokenizer, r.prompt, r.text));
+  if (examples.length === 0) {
+    throw new Error("sft: no pseudo-positive teacher responses to learn from");
+  }
+
+  const latest = await latestCheckpoint(ctx, "sft");
+  const model = latest
+    ? (await loadPretrained(ctx.run.path(latest.dir))).model
+    : await newStudent(ctx, tokenizer);
+  const trainer = new Trainer(model, {
+    lr: cfg.lr,
+    totalSteps: cfg.steps,
+    warmupSteps: cfg.warmupSteps,
+    schedule: cfg.schedule,
+    weightDecay: cfg.weightDecay,
+    maxGradNorm: cfg.maxGradNorm,
+  });
+  if (latest) await trainer.resume(ctx.run.path(latest.dir));
+  const pad = tokenizer.padId ?? 0;
+  const batchAt = (s: number) => {
+    const r = rng(ctx.cfg.seed, 1000 + s);
+    return lmBatch(
+      Array.from({ length: cfg.batchSize }, () => examples[Math.floor(r() * examples.length)]),
+      cfg.maxLen,
+      pad,
+    );
+  };
+  let tokens = 0;
+  // Steps done before a resume count too: their batches are known from the seed.
+  for (let s = 0; s < (latest?.step ?? 0); s++) tokens += batchAt(s).B * batchAt(s).T;
+  await trainLoop(ctx, {
+    stage: "sft",
+    rel: "sft",
+    trainer,
+    from: latest?.step ?? 0,
+    steps: cfg.steps,
+    every: cfg.checkpointEvery,
+    step: (s) => {
+      const batch = batchAt(s);
+      tokens += batch.B * batch.T;
+      return trainer.trainStep([() => lmLoss(model, batch)]);
+    },
+    save: (dir) => trainer.save(dir, tokenizer),
+    extra: () => ({ lr: trainer.currentLr() }),
+  });
+  if (cfg.steps === 0) await saveCheckpoint(ctx, "sft", 0, (dir) => trainer.save(dir, tokenizer));
+  trainer.destroy();
+  model.destroy();
+  return {
+    examples: examples.length,
+    parameters: model.numParameters(),
+    tokensTrained: tokens,
+    wallSeconds: (performance.now() - start) / 1000,
+  };
+}

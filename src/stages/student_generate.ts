@@ -1,0 +1,45 @@
+/**
+ * Stage 4, student-generate: the SFT student answers the kept training
+ * questions `samples` times; each response is labelled against the same
+ * pseudo-labels (reward 1 if its answer matches).
+ */
+import { loadPretrained } from "../model/checkpoint.ts";
+import type { StageContext, StageSummary } from "./context.ts";
+import { readLabels } from "./label.ts";
+import { generateResponses } from "./responses.ts";
+import { LocalSampler } from "./sampler.ts";
+import { modelDir } from "./checkpoints.ts";
+
+export async function studentGenerate(ctx: StageContext): Promise<StageSummary> {
+  const start = performance.now();
+  const cfg = ctx.cfg.studentGenerate;
+  const labels = await readLabels(ctx);
+  const { model, tokenizer } = await loadPretrained(await modelDir(ctx, "sft"));
+  const questions = ctx.train.filter((q) => labels.get(q.id)?.kept);
+  const { rows, newTokens } = await generateResponses(ctx, {
+    stage: "student-generate",
+    rel: "student",
+    sampler: new LocalSampler(model, tokenizer, {
+      maxNewTokens: cfg.maxNewTokens,
+      topP: cfg.topP,
+      batchSize: cfg.batchSize,
+      stop: ctx.task.stop,
+    }),
+    questions,
+    draws: [{ temperature: cfg.temperature, n: cfg.samples }],
+    questionsPerUnit: cfg.questionsPerUnit,
+    seed: ctx.cfg.seed,
+    annotate: (row) => {
+      const l = labels.get(row.id);
+      return { ...row, reward: row.answer !== null && row.answer === l?.pseudo_label ? 1 : 0 };
+    },
+  });
+  model.destroy();
+  const positive = rows.filter((r) => r.reward === 1).length;
+  return {
+    responses: rows.length,
+    matchPseudoLabel: rows.length ? positive / rows.length : 0,
+    tokensGenerated: newTokens,
+    wallSeconds: (performance.now() - start) / 1000,
+  };
+}

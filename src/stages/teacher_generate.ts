@@ -1,0 +1,49 @@
+/**
+ * Stage 1, teacher-generate: the teacher answers every training question
+ * samplesPerTemperature times at each configured temperature.
+ */
+import type { CausalLM } from "../model/llama.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
+import { loadPretrained } from "../model/checkpoint.ts";
+import type { StageContext, StageSummary } from "./context.ts";
+import { generateResponses } from "./responses.ts";
+import { HttpSampler, LocalSampler, type Sampler, type SamplerOptions } from "./sampler.ts";
+
+/** A sampler for a configured source (the teacher or the judge). */
+export async function openSource(
+  ctx: StageContext,
+  source: StageContext["cfg"]["teacher"]["source"],
+  opts: SamplerOptions,
+  countTokens: (text: string) => number,
+): Promise<{ sampler: Sampler; model?: CausalLM; tokenizer?: Tokenizer }> {
+  if (source.kind === "http") return { sampler: new HttpSampler(source, opts, countTokens) };
+  const { model, tokenizer } = await loadPretrained(source.model);
+  return { sampler: new LocalSampler(model, tokenizer, opts), model, tokenizer };
+}
+
+export async function teacherGenerate(ctx: StageContext): Promise<StageSummary> {
+  const t = ctx.cfg.teacher;
+  const start = performance.now();
+  const { sampler, model } = await openSource(ctx, t.source, {
+    maxNewTokens: t.maxNewTokens,
+    topP: t.topP,
+    batchSize: t.batchSize,
+    stop: ctx.task.stop,
+  }, (text) => text.length);
+  const { rows, newTokens } = await generateResponses(ctx, {
+    stage: "teacher-generate",
+    rel: "teacher",
+    sampler,
+    questions: ctx.train,
+    draws: t.temperatures.map((temperature) => ({ temperature, n: t.samplesPerTemperature })),
+    questionsPerUnit: t.questionsPerUnit,
+    seed: 0,
+  });
+  model?.destroy();
+  return {
+    responses: rows.length,
+    withAnswer: rows.filter((r) => r.answer !== null).length,
+    tokensGenerated: newTokens,
+    wallSeconds: (performance.now() - start) / 1000,
+  };
+}
