@@ -73,7 +73,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
       questionsPerUnit: 128,
       seed: ctx.cfg.seed,
     });
-    tokens += out.newTokens;
+    tokens += out.tokens;
     return out.rows;
   };
   const record = (name: string, s: Scores) => {

@@ -16,7 +16,7 @@ export async function studentGenerate(ctx: StageContext): Promise<StageSummary> 
   const labels = await readLabels(ctx);
   const { model, tokenizer } = await loadPretrained(await modelDir(ctx, "sft"));
   const questions = ctx.train.filter((q) => labels.get(q.id)?.kept);
-  const { rows, newTokens } = await generateResponses(ctx, {
+  const { rows, tokens } = await generateResponses(ctx, {
     stage: "student-generate",
     rel: "student",
     sampler: new LocalSampler(model, tokenizer, {
@@ -39,7 +39,7 @@ export async function studentGenerate(ctx: StageContext): Promise<StageSummary> 
   return {
     responses: rows.length,
     matchPseudoLabel: rows.length ? positive / rows.length : 0,
-    tokensGenerated: newTokens,
+    tokensGenerated: tokens,
     wallSeconds: (performance.now() - start) / 1000,
   };
 }

@@ -30,7 +30,7 @@ export async function teacherGenerate(ctx: StageContext): Promise<StageSummary> 
     batchSize: t.batchSize,
     stop: ctx.task.stop,
   }, (text) => text.length);
-  const { rows, newTokens } = await generateResponses(ctx, {
+  const { rows, tokens } = await generateResponses(ctx, {
     stage: "teacher-generate",
     rel: "teacher",
     sampler,
@@ -43,7 +43,7 @@ export async function teacherGenerate(ctx: StageContext): Promise<StageSummary> 
   return {
     responses: rows.length,
     withAnswer: rows.filter((r) => r.answer !== null).length,
-    tokensGenerated: newTokens,
+    tokensGenerated: tokens,
     wallSeconds: (performance.now() - start) / 1000,
   };
 }

@@ -1,0 +1,207 @@
+/**
+ * The pipeline end to end on tiny inputs, through `deno task distill`'s own
+ * entry point in a subprocess: every stage's outputs, resume after kill -9
+ * in generation and in training, and one-line errors for bad input.
+ */
+import assert from "node:assert/strict";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const CLI = `${ROOT}src/cli/distill.ts`;
+const TINY = `${ROOT}tests/fixtures/configs/tiny.json`;
+
+function distill(args: string[]) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "--config", TINY, ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+async function runToEnd(args: string[]) {
+  const out = await distill(args).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  // (The XDG_RUNTIME_DIR line is Deno's harmless warning, not ours.)
+  const errors = stderr.split("\n").filter((l) =>
+    l.startsWith("error:") && !l.includes("XDG_RUNTIME_DIR")
+  );
+  return { code: out.code, stderr, errors };
+}
+
+/** Starts a run and SIGKILLs it as soon as `path` exists. */
+async function killWhen(args: string[], path: string) {
+  const child = distill(args).spawn();
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    try {
+      await Deno.stat(path);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  child.kill("SIGKILL");
+  const status = await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  return status;
+}
+
+async function readJson(path: string) {
+  return JSON.parse(await Deno.readTextFile(path));
+}
+
+/** The parts of a report that must not depend on interruptions (not wall times). */
+function stable(report: Record<string, unknown>) {
+  const compute = (report.compute as Record<string, number | string>[]).map((
+    { wallSeconds: _, ...rest },
+  ) => rest);
+  return {
+    eval: report.eval,
+    pseudoLabels: report.pseudoLabels,
+    rewardModel: report.rewardModel,
+    compute,
+  };
+}
+
+const dir = await Deno.makeTempDir({ prefix: "distill-test-" });
+
+Deno.test("every stage runs on tiny inputs and writes its outputs", async () => {
+  const { code, stderr } = await runToEnd(["--set", `runsDir=${dir}`, "--name", "straight"]);
+  assert.equal(code, 0, stderr);
+  const run = `${dir}/straight`;
+  const stages = await readJson(`${run}/stages.json`);
+  assert.deepEqual(Object.keys(stages), [
+    "teacher-generate",
+    "label",
+    "sft",
+    "student-generate",
+    "reward-train",
+    "ppo",
+    "eval",
+  ]);
+  // 24 questions x 2 temperatures x 1 sample.
+  assert.equal(stages["teacher-generate"].responses, 48);
+  const labels = await readJson(`${run}/labels.json`);
+  assert.equal(labels.length, 24);
+  for (const l of labels) assert.ok(l.agreement >= 0 && l.agreement <= 1);
+  assert.equal((await readJson(`${run}/sft/latest.json`)).step, 8);
+  assert.ok(stages["student-generate"].responses > 0);
+  assert.ok(stages["reward-train"].heldOut.n > 0);
+  assert.equal((await readJson(`${run}/ppo/latest.json`)).step, 2);
+  const report = await readJson(`${run}/report.json`);
+  assert.deepEqual(Object.keys(report.eval.rows), [
+    "teacher pass@1",
+    "teacher maj@2",
+    "SFT student",
+    "PPO student",
+  ]);
+  const md = await Deno.readTextFile(`${run}/report.md`);
+  assert.match(md, /\| teacher pass@1 \|/);
+  assert.match(md, /\| sft \| 0 \| [\d,]+ \|/);
+  const metrics = (await Deno.readTextFile(`${run}/metrics.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  for (const name of ["reward", "kl", "entropy", "clipfrac", "value_loss", "response_length"]) {
+    assert.ok(metrics.some((m) => m.stage === "ppo" && m.name === name), `ppo logs ${name}`);
+  }
+});
+
+Deno.test("kill -9 during generation and during training, then the same command: the same report", async () => {
+  const args = ["--set", `runsDir=${dir}`, "--name", "killed"];
+  const run = `${dir}/killed`;
+  // Mid teacher-generate: after its second unit of four.
+  await killWhen(args, `${run}/teacher/u00001.jsonl`);
+  assert.equal(await Deno.stat(`${run}/teacher/u00003.jsonl`).then(() => true, () => false), false);
+  // Mid sft: after its first checkpoint (step 3 of 8).
+  await killWhen(args, `${run}/sft/latest.json`);
+  assert.ok((await readJson(`${run}/sft/latest.json`)).step < 8);
+  const { code, stderr } = await runToEnd(args);
+  assert.equal(code, 0, stderr);
+  const a = await readJson(`${dir}/straight/report.json`);
+  const b = await readJson(`${run}/report.json`);
+  assert.deepEqual(stable(b), stable(a));
+  // The final student is bit-identical too.
+  const weights = async (r: string) => {
+    const l = await readJson(`${r}/sft/latest.json`);
+    return await Deno.readFile(`${r}/${l.dir}/model.safetensors`);
+  };
+  assert.deepEqual(await weights(run), await weights(`${dir}/straight`));
+});
+
+Deno.test("bad input stops the run with one line naming the fault", async () => {
+  const bad = `${dir}/bad.jsonl`;
+  await Deno.writeTextFile(
+    bad,
+    '{"question": "a", "answer": "#### 1"}\n{"question": "b", "answer": "#### 2"}\n{not json}\n',
+  );
+  const cases: [string[], RegExp][] = [
+    [
+      ["--set", "sft.lrr=1"],
+      /^error: override "sft\.lrr=1": unknown key sft\.lrr \(did you mean sft\.lr\?\)$/,
+    ],
+    [["--set", "sft.steps=many"], /^error: .*sft\.steps.*must be an integer/],
+    [[
+      "--set",
+      "task.kind=gsm8k",
+      "--set",
+      "task.train=/nonexistent/train.jsonl",
+      "--set",
+      "task.test=/nonexistent/test.jsonl",
+    ], /^error: \/nonexistent\/train\.jsonl: file not found$/],
+    [
+      ["--set", "task.kind=gsm8k", "--set", `task.train=${bad}`, "--set", `task.test=${bad}`],
+      new RegExp(`^error: ${bad}:3: not valid JSON`),
+    ],
+    [
+      [
+        "--set",
+        "teacher.source.kind=http",
+        "--set",
+        "teacher.source.baseUrl=http://127.0.0.1:9/v1",
+        "--set",
+        "teacher.source.model=m",
+        "--set",
+        "teacher.source.maxRetries=1",
+        "--set",
+        "teacher.source.backoffMs=10",
+        "--set",
+        `runsDir=${dir}`,
+        "--name",
+        "unreachable",
+      ],
+      /^error: teacher http:\/\/127\.0\.0\.1:9\/v1: unreachable after 2 tries/,
+    ],
+  ];
+  for (const [args, pattern] of cases) {
+    const { code, errors, stderr } = await runToEnd(args);
+    assert.equal(code, 1, stderr);
+    assert.equal(errors.length, 1, stderr);
+    assert.match(errors[0], pattern);
+    assert.ok(!/\n\s+at /.test(stderr), `stack trace in: ${stderr}`);
+  }
+});
+
+Deno.test("a NaN loss stops training naming stage and step, keeping the last good checkpoint", async () => {
+  // Warm-up gives step 0 a learning rate of 0; from step 1 on 1e38 blows the weights up.
+  const args = [
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "nan",
+    "--set",
+    "sft.lr=1e38",
+    "--set",
+    "sft.warmupSteps=2",
+    "--set",
+    "sft.checkpointEvery=1",
+  ];
+  const { code, errors, stderr } = await runToEnd(args);
+  assert.equal(code, 1, stderr);
+  assert.equal(errors.length, 1, stderr);
+  const m = errors[0].match(/^error: sft: loss is (NaN|Infinity|-Infinity) at step (\d+)$/);
+  assert.ok(m, errors[0]);
+  const latest = await readJson(`${dir}/nan/sft/latest.json`);
+  assert.ok(latest.step <= Number(m[2]), `checkpoint ${latest.step} after the bad step ${m[2]}`);
+  await Deno.stat(`${dir}/nan/${latest.dir}/model.safetensors`);
+});
