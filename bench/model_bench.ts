@@ -89,8 +89,11 @@ async function torch(
   d: number,
 ): Promise<{ train_tokens_per_s: number; sample_tokens_per_s: number; adapter: string } | null> {
   const script = new URL("./torch_reference.py", import.meta.url).pathname;
+  // Debian's python3-torch lives in the system python, which a pyenv python3 may shadow.
+  const python = Deno.env.get("PYTHON") ??
+    (await Deno.stat("/usr/bin/python3").then(() => "/usr/bin/python3", () => "python3"));
   try {
-    const out = await new Deno.Command("python3", {
+    const out = await new Deno.Command(python, {
       args: [script, "--dims", String(d), "--threads", String(navigator.hardwareConcurrency)],
       stderr: "piped",
       stdout: "piped",

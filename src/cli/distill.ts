@@ -8,6 +8,8 @@ import { EngineError, initGpu, runMain } from "../../mod.ts";
 import { configSchema } from "../pipeline/config.ts";
 import { describe, loadConfig } from "../pipeline/schema.ts";
 import { runPipeline, STAGE_NAMES, type StageName, STAGES } from "../pipeline/pipeline.ts";
+import { progressRegistry } from "../stages/context.ts";
+import { type Server, startServer } from "../server/app.ts";
 
 const USAGE =
   `usage: deno task distill [STAGE] [--config FILE] [--set key.path=value ...] [--name NAME]
@@ -61,7 +63,23 @@ await runMain(async () => {
   if (values["no-server"]) overrides.push("server.enabled=false");
   const cfg = await loadConfig(configSchema, values.config ?? null, overrides);
   await initGpu();
-  const report = await runPipeline(cfg, { only: stage });
-  console.log(`report: ${cfg.runsDir}/${cfg.name}/report.md`);
-  void report;
+  let server: Server | null = null;
+  try {
+    const report = await runPipeline(cfg, {
+      only: stage,
+      onStart: async (ctx) => {
+        if (!cfg.server.enabled) return;
+        server = await startServer({
+          runDir: ctx.run.path(),
+          host: cfg.server.host,
+          port: cfg.server.port,
+          progress: () => progressRegistry.map((p) => p.snapshot()),
+        });
+      },
+    });
+    console.log(`report: ${cfg.runsDir}/${cfg.name}/report.md`);
+    void report;
+  } finally {
+    await (server as Server | null)?.close();
+  }
 });

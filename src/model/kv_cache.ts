@@ -18,7 +18,7 @@ export class KVCache {
   constructor(config: ModelConfig, readonly batch: number, maxLen: number) {
     // A multiple of 8 keeps attention on the vec4 matmul kernels.
     this.maxLen = Math.ceil(maxLen / 8) * 8;
-    const shape = [batch, config.numKvHeads, maxLen, config.headDim];
+    const shape = [batch, config.numKvHeads, this.maxLen, config.headDim];
     this.k = Array.from({ length: config.numLayers }, () => keep(E.zeros(shape)));
     this.v = Array.from({ length: config.numLayers }, () => keep(E.zeros(shape)));
   }
@@ -35,10 +35,7 @@ export class KVCache {
     }
     E.assign(E.narrow(this.k[layer], 2, this.length, T), k);
     E.assign(E.narrow(this.v[layer], 2, this.length, T), v);
-    return [
-      E.narrow(this.k[layer], 2, 0, this.length + T),
-      E.narrow(this.v[layer], 2, 0, this.length + T),
-    ];
+    return [this.k[layer], this.v[layer]];
   }
 
   /** Called once per forward, after every layer has written its T positions. */

@@ -309,11 +309,20 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     throw new OpError(`attention: ${Hq} query heads are not a multiple of ${Hkv} kv heads`);
   }
   const G = Hq / Hkv;
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  if (
+    Tq === 1 && D % 4 === 0 && D <= 128 && (opts.causal ?? true) &&
+    !q.requiresGrad && !k.requiresGrad && !v.requiresGrad
+  ) {
+    // A decode step: one fused kernel instead of two M=1 matmuls and a softmax.
+    const inputs = [contiguous(q), k, v, ...(opts.keyStart ? [opts.keyStart] : [])];
+    return apply("decodeAttention", inputs, { scale, qPos: opts.qOffset ?? Tk - 1 });
+  }
   const qg = reshape(contiguous(q), [B, Hkv, G * Tq, D]);
   const scores = matmul(qg, k, { transB: true });
   const inputs = opts.keyStart ? [scores, opts.keyStart] : [scores];
   const probs = apply("attentionSoftmax", inputs, {
-    scale: opts.scale ?? 1 / Math.sqrt(D),
+    scale,
     causal: opts.causal ?? true,
     qLen: Tq,
     qOffset: opts.qOffset ?? Tk - Tq,

@@ -107,6 +107,8 @@ export interface OpAttrs
   softmaxBackward: { log: boolean; scale: number };
   /** softmax(scale * scores) over keys, causal and left-padding masks applied. */
   attentionSoftmax: { scale: number; causal: boolean; qLen: number; qOffset: number };
+  /** One query per sequence against a whole KV cache, fused (decode steps; no gradient). */
+  decodeAttention: { scale: number; qPos: number };
   /** Per-row -log softmax(x)[label], times an optional mask. */
   crossEntropy: { ignoreIndex: number };
   crossEntropyBackward: { ignoreIndex: number };
@@ -134,6 +136,7 @@ export type NonDiffOp =
   | UnaryHelperOp
   | CompareOp
   | "argmax"
+  | "decodeAttention"
   | "cast"
   | "sample"
   | "softmaxBackward"

@@ -322,3 +322,30 @@ export function sample(
     ));
   return out;
 }
+
+/** q: [B, Hq, 1, D]; k, v: the whole cache [B, Hkv, L, D]; keyStart: optional i32 [B]. */
+export function decodeAttention(
+  [q, k, v, keyStart]: Tensor[],
+  { scale, qPos }: { scale: number; qPos: number },
+): Tensor {
+  const op = "decodeAttention";
+  const [B, Hq, Tq, D] = q.shape;
+  const [, Hkv, L] = k.shape;
+  if (Tq !== 1) fail(op, "needs one query per sequence", q);
+  if (!sameShape(k.shape, [B, Hkv, L, D]) || !sameShape(v.shape, k.shape) || Hq % Hkv !== 0) {
+    fail(op, "q, k, v do not match", q, k, v);
+  }
+  if (qPos >= L) fail(op, `query position ${qPos} is past the cache's ${L} keys`, k);
+  if (D % 4 !== 0 || D > 128) fail(op, "head_dim must be a multiple of 4, at most 128", q);
+  const out = Tensor.empty(q.shape);
+  const rows = B * Hq;
+  withDense([q, k, v, keyStart ?? k], (qd, kd, vd, sd) =>
+    rowLaunch(
+      "decode_attention.wgsl",
+      {},
+      [qd, kd, vd, sd, out],
+      [rows, Hq, Hq / Hkv, L, D / 4, qPos, keyStart ? 1 : 0, f32bits(scale)],
+      rows,
+    ));
+  return out;
+}

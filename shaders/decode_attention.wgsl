@@ -1,0 +1,64 @@
+// Attention for one new query per sequence (a decode step) against a whole
+// KV cache [B, kvHeads, L, D], fused: one invocation per (batch, query head)
+// scores every key, keeps a running softmax (max, sum, rescaled weighted
+// values) and writes the result once. Keys after the query's position
+// q_pos, and before key_start[b] (left padding), are masked. The query and
+// the accumulator stay in registers and rows are read as vec4: on the CPU
+// adapter every storage load is dear. Needs D % 4 == 0 and D <= 128.
+#include "lib/rows.wgsl"
+
+struct Params {
+  rows: u32,       // B * heads
+  heads: u32,
+  group: u32,      // query heads per kv head
+  keys: u32,       // L
+  dim4: u32,       // D / 4
+  q_pos: u32,
+  has_key_start: u32,
+  scale: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> key_start: array<i32>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let r = row_index(wg, nwg, lid);
+  if (r >= p.rows) { return; }
+  let b = r / p.heads;
+  let h = r % p.heads;
+  let kv_heads = p.heads / p.group;
+  let kv_base = (b * kv_heads + h / p.group) * p.keys * p.dim4;
+  var qr: array<vec4<f32>, 32>;
+  var acc: array<vec4<f32>, 32>;
+  for (var d = 0u; d < p.dim4; d++) {
+    qr[d] = q[r * p.dim4 + d] * p.scale;
+    acc[d] = vec4<f32>(0.0);
+  }
+  var lo = 0u;
+  if (p.has_key_start != 0u) { lo = u32(max(key_start[b], 0)); }
+  let hi = min(p.keys, p.q_pos + 1u);
+  var m = NEG_INF;
+  var total = 0.0;
+  for (var j = lo; j < hi; j++) {
+    let kb = kv_base + j * p.dim4;
+    var s = 0.0;
+    for (var d = 0u; d < p.dim4; d++) { s += dot(qr[d], k[kb + d]); }
+    if (s > m) {
+      // A new maximum: rescale what has been summed so far.
+      let c = exp(m - s);
+      total *= c;
+      for (var d = 0u; d < p.dim4; d++) { acc[d] *= c; }
+      m = s;
+    }
+    let w = exp(s - m);
+    total += w;
+    for (var d = 0u; d < p.dim4; d++) { acc[d] += w * v[kb + d]; }
+  }
+  let inv = select(0.0, 1.0 / total, total > 0.0);
+  for (var d = 0u; d < p.dim4; d++) { out[r * p.dim4 + d] = acc[d] * inv; }
+}

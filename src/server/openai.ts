@@ -1,0 +1,520 @@
+/**
+ * OpenAI-compatible endpoints: GET /v1/models, POST /v1/chat/completions and
+ * POST /v1/completions, plain or streamed (`stream: true`: SSE chunks in
+ * OpenAI's format, ending `data: [DONE]`). They honour temperature, top_p,
+ * max_tokens, stop, seed and n, and count usage. Errors use OpenAI's shape.
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { generate, type Generation } from "../generate/generate.ts";
+import type { Pretrained } from "../model/checkpoint.ts";
+import type { ChatMessage } from "../model/tokenizer.ts";
+import type { ModelEntry, ModelHost } from "./models.ts";
+import { readJsonBody } from "./body.ts";
+
+/** An error answered as `{error: {message, type, param, code}}`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 413 | 500 | 503,
+    message: string,
+    readonly type = "invalid_request_error",
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export function openAiError(c: Context, err: ApiError): Response {
+  return c.json(
+    { error: { message: err.message, type: err.type, param: err.param, code: err.code } },
+    err.status,
+  );
+}
+
+/** The most sequences one request may ask for (prompts × n). */
+const MAX_ROWS = 64;
+const MAX_N = 16;
+
+interface Sampling {
+  maxTokens: number | null;
+  temperature: number;
+  topP: number;
+  topK: number;
+  seed: number;
+  stop: string[];
+  n: number;
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+type Body = Record<string, unknown>;
+
+function optNumber(b: Body, key: string, min: number, max: number, int = false): number | null {
+  const v = b[key];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "number" || !Number.isFinite(v) || (int && !Number.isInteger(v))) {
+    throw new ApiError(400, `${key} must be ${int ? "an integer" : "a number"}`, undefined, key);
+  }
+  if (v < min || v > max) {
+    throw new ApiError(400, `${key} must be between ${min} and ${max} (got ${v})`, undefined, key);
+  }
+  return v;
+}
+
+function parseSampling(b: Body, maxTokensKeys: string[]): Sampling {
+  let maxTokens: number | null = null;
+  for (const k of maxTokensKeys) maxTokens ??= optNumber(b, k, 1, 1 << 20, true);
+  const stopV = b.stop;
+  let stop: string[] = [];
+  if (typeof stopV === "string") stop = [stopV];
+  else if (Array.isArray(stopV)) {
+    if (stopV.length > 4 || stopV.some((s) => typeof s !== "string")) {
+      throw new ApiError(
+        400,
+        "stop must be a string or a list of at most 4 strings",
+        undefined,
+        "stop",
+      );
+    }
+    stop = stopV as string[];
+  } else if (stopV !== undefined && stopV !== null) {
+    throw new ApiError(400, "stop must be a string or a list of strings", undefined, "stop");
+  }
+  stop = stop.filter((s) => s.length > 0);
+  if (b.stream !== undefined && b.stream !== null && typeof b.stream !== "boolean") {
+    throw new ApiError(400, "stream must be true or false", undefined, "stream");
+  }
+  const so = b.stream_options;
+  const includeUsage = typeof so === "object" && so !== null &&
+    (so as Body).include_usage === true;
+  const seed = optNumber(b, "seed", -(2 ** 53), 2 ** 53, true);
+  return {
+    maxTokens,
+    temperature: optNumber(b, "temperature", 0, 2) ?? 1,
+    topP: optNumber(b, "top_p", 0, 1) ?? 1,
+    topK: optNumber(b, "top_k", 0, 1 << 20, true) ?? 0,
+    seed: seed === null ? Math.floor(Math.random() * 2 ** 32) : (seed >>> 0),
+    stop,
+    n: optNumber(b, "n", 1, MAX_N, true) ?? 1,
+    stream: b.stream === true,
+    includeUsage,
+  };
+}
+
+function messageText(content: unknown, i: number): string {
+  if (typeof content === "string") return content;
+  if (content === null || content === undefined) return "";
+  if (Array.isArray(content)) {
+    return content.map((p) => {
+      if (typeof p === "object" && p !== null && (p as Body).type === "text") {
+        const t = (p as Body).text;
+        if (typeof t === "string") return t;
+      }
+      throw new ApiError(
+        400,
+        `messages[${i}].content: only text parts are supported`,
+        undefined,
+        "messages",
+      );
+    }).join("");
+  }
+  throw new ApiError(400, `messages[${i}].content must be a string`, undefined, "messages");
+}
+
+function parseMessages(b: Body): ChatMessage[] {
+  const m = b.messages;
+  if (!Array.isArray(m) || m.length === 0) {
+    throw new ApiError(400, "messages must be a non-empty list", undefined, "messages");
+  }
+  return m.map((x, i) => {
+    if (typeof x !== "object" || x === null || typeof (x as Body).role !== "string") {
+      throw new ApiError(400, `messages[${i}] must have a role`, undefined, "messages");
+    }
+    return { role: (x as Body).role as string, content: messageText((x as Body).content, i) };
+  });
+}
+
+/** Completion prompts: a string, strings, token ids, or lists of token ids. */
+function parsePrompts(b: Body): (string | number[])[] {
+  const p = b.prompt;
+  const isIds = (v: unknown): v is number[] =>
+    Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x) && x >= 0);
+  if (typeof p === "string") return [p];
+  if (isIds(p)) return [p];
+  if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === "string" || isIds(x))) {
+    return p as (string | number[])[];
+  }
+  throw new ApiError(
+    400,
+    "prompt must be a string, a list of strings, or token ids",
+    undefined,
+    "prompt",
+  );
+}
+
+function modelOf(b: Body): string | undefined {
+  const m = b.model;
+  if (m === undefined || m === null) return undefined;
+  if (typeof m !== "string") throw new ApiError(400, "model must be a string", undefined, "model");
+  return m;
+}
+
+async function resolveModel(host: ModelHost, id: string | undefined): Promise<ModelEntry> {
+  const entry = await host.resolve(id);
+  if (!entry) {
+    const known = (await host.list()).map((m) => m.id);
+    throw new ApiError(
+      404,
+      `The model \`${id ?? host.defaultId}\` does not exist or is not available yet` +
+        (known.length ? ` (available: ${known.join(", ")})` : ""),
+      "invalid_request_error",
+      "model",
+      "model_not_found",
+    );
+  }
+  return entry;
+}
+
+function randomId(prefix: string): string {
+  return prefix + crypto.randomUUID().replaceAll("-", "").slice(0, 24);
+}
+
+const FINISH: Record<Generation["finishReason"], string> = {
+  eos: "stop",
+  stop: "stop",
+  length: "length",
+};
+
+/** Thrown from onTokens to end a generate whose client went away. */
+class Disconnected extends Error {}
+
+/**
+ * The visible text of a row so far: up to the first EOS, cut at a stop
+ * string, holding back what a stop string or an unfinished character might
+ * still change.
+ */
+function safeText(
+  m: Pretrained,
+  ids: number[],
+  eos: Set<number>,
+  stops: string[],
+): string {
+  const e = ids.findIndex((t) => eos.has(t));
+  let text = m.tokenizer.decode(e >= 0 ? ids.slice(0, e) : ids, { skipSpecialTokens: true });
+  let cut = -1;
+  for (const s of stops) {
+    const at = text.indexOf(s);
+    if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+  }
+  if (cut >= 0) return text.slice(0, cut);
+  if (e < 0) {
+    const hold = stops.reduce((a, s) => Math.max(a, s.length - 1), 0);
+    text = text.slice(0, Math.max(0, text.length - hold));
+  }
+  return text.replace(/\uFFFD+$/, "");
+}
+
+interface Job {
+  entry: ModelEntry;
+  /** Each prompt's token ids (filled in inside the queue, with the tokenizer). */
+  encode: (m: Pretrained) => number[][];
+  sampling: Sampling;
+  defaultMaxTokens: number;
+}
+
+interface JobResult {
+  /** Per choice (prompt-major, then sample). */
+  choices: Generation[];
+  promptTokens: number;
+}
+
+async function runJob(
+  host: ModelHost,
+  job: Job,
+  onDelta?: (choice: number, text: string) => void,
+  isGone?: () => boolean,
+): Promise<JobResult> {
+  return await host.use(job.entry, async (m) => {
+    if (isGone?.()) throw new Disconnected();
+    const prompts = job.encode(m);
+    if (prompts.some((p) => p.length === 0)) {
+      throw new ApiError(400, "a prompt encodes to no tokens", undefined, "prompt");
+    }
+    const s = job.sampling;
+    const rows = prompts.flatMap((p) => Array.from({ length: s.n }, () => p));
+    if (rows.length > MAX_ROWS) {
+      throw new ApiError(400, `at most ${MAX_ROWS} sequences per request (prompts × n)`);
+    }
+    const limit = m.model.config.maxPositionEmbeddings;
+    const padded = Math.ceil(Math.max(...prompts.map((p) => p.length)) / 8) * 8;
+    const room = limit - padded;
+    if (room < 1) {
+      throw new ApiError(
+        400,
+        `the prompt has ${Math.max(...prompts.map((p) => p.length))} tokens; ` +
+          `the model holds ${limit}`,
+        "invalid_request_error",
+        "messages",
+        "context_length_exceeded",
+      );
+    }
+    const maxNew = Math.min(s.maxTokens ?? job.defaultMaxTokens, room);
+    const eosIds = [...new Set([...m.model.config.eosTokenIds, ...m.tokenizer.eosIds])];
+    const eos = new Set(eosIds);
+    const sent = rows.map(() => "");
+    const emit = (b: number, text: string) => {
+      if (text.length > sent[b].length && text.startsWith(sent[b])) {
+        onDelta!(b, text.slice(sent[b].length));
+        sent[b] = text;
+      }
+    };
+    const out = await generate(m.model, m.tokenizer, rows, {
+      maxNewTokens: maxNew,
+      temperature: s.temperature,
+      topP: s.topP,
+      topK: s.topK || undefined,
+      seed: s.seed,
+      stopStrings: s.stop,
+      eosTokenIds: eosIds,
+      padTokenId: m.tokenizer.padId ?? 0,
+      checkEvery: onDelta ? 4 : 16,
+      onTokens: onDelta
+        ? (ids) => {
+          if (isGone?.()) throw new Disconnected();
+          ids.forEach((row, b) => emit(b, safeText(m, row, eos, s.stop)));
+        }
+        : undefined,
+    });
+    if (onDelta) out.forEach((g, b) => emit(b, g.text));
+    return { choices: out, promptTokens: prompts.reduce((a, p) => a + p.length, 0) };
+  });
+}
+
+function usage(r: JobResult) {
+  const completion = r.choices.reduce((a, g) => a + g.ids.length, 0);
+  return {
+    prompt_tokens: r.promptTokens,
+    completion_tokens: completion,
+    total_tokens: r.promptTokens + completion,
+  };
+}
+
+const encoder = new TextEncoder();
+
+/** Streams `job` as OpenAI chunks; `chunk(choice, delta | null, finish | null)` shapes one. */
+function streamJob(
+  host: ModelHost,
+  job: Job,
+  choicesCount: number,
+  shape: {
+    id: string;
+    object: string;
+    model: string;
+    start?: (choice: number) => Record<string, unknown>;
+    delta: (choice: number, text: string) => Record<string, unknown>;
+    finish: (choice: number, reason: string) => Record<string, unknown>;
+  },
+  signal: AbortSignal,
+): Response {
+  const created = Math.floor(Date.now() / 1000);
+  let gone = false;
+  signal.addEventListener("abort", () => gone = true);
+  const base = () => ({ id: shape.id, object: shape.object, created, model: shape.model });
+  const body = new ReadableStream<Uint8Array>({
+    start: (controller) => {
+      const send = (data: unknown) => {
+        if (gone) return;
+        try {
+          controller.enqueue(encoder.encode(`data: ${JSON.stringify(data)}\n\n`));
+        } catch {
+          gone = true;
+        }
+      };
+      const withUsage = (o: Record<string, unknown>) =>
+        job.sampling.includeUsage ? { ...o, usage: null } : o;
+      if (shape.start) {
+        for (let i = 0; i < choicesCount; i++) {
+          send(withUsage({ ...base(), system_fingerprint: null, choices: [shape.start(i)] }));
+        }
+      }
+      runJob(
+        host,
+        job,
+        (choice, text) =>
+          send(
+            withUsage({
+              ...base(),
+              system_fingerprint: null,
+              choices: [shape.delta(choice, text)],
+            }),
+          ),
+        () => gone,
+      ).then((r) => {
+        r.choices.forEach((g, i) =>
+          send(withUsage({
+            ...base(),
+            system_fingerprint: null,
+            choices: [shape.finish(i, FINISH[g.finishReason])],
+          }))
+        );
+        if (job.sampling.includeUsage) {
+          send({ ...base(), system_fingerprint: null, choices: [], usage: usage(r) });
+        }
+      }).catch((err) => {
+        if (err instanceof Disconnected) return;
+        const e = err instanceof ApiError ? err : new ApiError(500, errText(err), "server_error");
+        send({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
+      }).finally(() => {
+        if (gone) return;
+        try {
+          controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+          controller.close();
+        } catch {
+          // the client went away
+        }
+      });
+    },
+    cancel: () => {
+      gone = true;
+    },
+  });
+  return new Response(body, {
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+    },
+  });
+}
+
+function errText(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0];
+}
+
+/** The /v1 routes. */
+export function openAiRoutes(host: ModelHost, opts: { maxBodyBytes: number }): Hono {
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return openAiError(c, err);
+    return openAiError(c, new ApiError(500, errText(err), "server_error"));
+  });
+  app.notFound((c) =>
+    openAiError(
+      c,
+      new ApiError(404, `unknown endpoint ${c.req.method} ${c.req.path}`, "invalid_request_error"),
+    )
+  );
+
+  const body = async (c: Context): Promise<Body> => {
+    const v = await readJsonBody(c.req.raw, opts.maxBodyBytes);
+    if (!v.ok) throw new ApiError(v.status, v.message);
+    if (typeof v.value !== "object" || v.value === null || Array.isArray(v.value)) {
+      throw new ApiError(400, "the request body must be a JSON object");
+    }
+    return v.value as Body;
+  };
+
+  app.get("/models", async (c) => {
+    const models = await host.list();
+    return c.json({
+      object: "list",
+      data: models.map((m) => ({ id: m.id, object: "model", created: 0, owned_by: "distill" })),
+    });
+  });
+
+  app.get("/models/:id", async (c) => {
+    const m = await resolveModel(host, c.req.param("id"));
+    return c.json({ id: m.id, object: "model", created: 0, owned_by: "distill" });
+  });
+
+  app.post("/chat/completions", async (c) => {
+    const b = await body(c);
+    const messages = parseMessages(b);
+    const sampling = parseSampling(b, ["max_completion_tokens", "max_tokens"]);
+    const entry = await resolveModel(host, modelOf(b));
+    const job: Job = {
+      entry,
+      sampling,
+      defaultMaxTokens: 512,
+      encode: (m) => [m.tokenizer.encodeChat(messages, { addGenerationPrompt: true })],
+    };
+    const id = randomId("chatcmpl-");
+    if (sampling.stream) {
+      return streamJob(host, job, sampling.n, {
+        id,
+        object: "chat.completion.chunk",
+        model: entry.id,
+        start: (i) => ({
+          index: i,
+          delta: { role: "assistant", content: "" },
+          logprobs: null,
+          finish_reason: null,
+        }),
+        delta: (i, text) => ({
+          index: i,
+          delta: { content: text },
+          logprobs: null,
+          finish_reason: null,
+        }),
+        finish: (i, reason) => ({ index: i, delta: {}, logprobs: null, finish_reason: reason }),
+      }, c.req.raw.signal);
+    }
+    const r = await runJob(host, job);
+    return c.json({
+      id,
+      object: "chat.completion",
+      created: Math.floor(Date.now() / 1000),
+      model: entry.id,
+      system_fingerprint: null,
+      choices: r.choices.map((g, i) => ({
+        index: i,
+        message: { role: "assistant", content: g.text, refusal: null },
+        logprobs: null,
+        finish_reason: FINISH[g.finishReason],
+      })),
+      usage: usage(r),
+    });
+  });
+
+  app.post("/completions", async (c) => {
+    const b = await body(c);
+    const prompts = parsePrompts(b);
+    const sampling = parseSampling(b, ["max_tokens"]);
+    const entry = await resolveModel(host, modelOf(b));
+    const job: Job = {
+      entry,
+      sampling,
+      defaultMaxTokens: 16,
+      encode: (m) => prompts.map((p) => typeof p === "string" ? m.tokenizer.encode(p) : p),
+    };
+    const id = randomId("cmpl-");
+    const choicesCount = prompts.length * sampling.n;
+    if (sampling.stream) {
+      return streamJob(host, job, choicesCount, {
+        id,
+        object: "text_completion",
+        model: entry.id,
+        delta: (i, text) => ({ text, index: i, logprobs: null, finish_reason: null }),
+        finish: (i, reason) => ({ text: "", index: i, logprobs: null, finish_reason: reason }),
+      }, c.req.raw.signal);
+    }
+    const r = await runJob(host, job);
+    return c.json({
+      id,
+      object: "text_completion",
+      created: Math.floor(Date.now() / 1000),
+      model: entry.id,
+      system_fingerprint: null,
+      choices: r.choices.map((g, i) => ({
+        text: g.text,
+        index: i,
+        logprobs: null,
+        finish_reason: FINISH[g.finishReason],
+      })),
+      usage: usage(r),
+    });
+  });
+
+  return app;
+}
