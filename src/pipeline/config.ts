@@ -34,8 +34,10 @@ export const configSchema = obj({
     train: str({ default: "", doc: "training questions (JSONL; gsm8k, mmlu-pro)" }),
     test: str({ default: "", doc: "held-out questions (JSONL), used only by eval" }),
     validation: str({ default: "", doc: "mmlu-pro: validation JSONL with CoT exemplars" }),
-    trainLimit: int({ default: 0, min: 0, doc: "use the first N training questions (0: all)" }),
-    testLimit: int({ default: 0, min: 0, doc: "use the first N held-out questions (0: all)" }),
+    trainLimit: int({ default: 0, min: 0, doc: "use N training questions (0: all)" }),
+    trainOffset: int({ default: 0, min: 0, doc: "skip the first N training questions" }),
+    testLimit: int({ default: 0, min: 0, doc: "use N held-out questions (0: all)" }),
+    testOffset: int({ default: 0, min: 0, doc: "skip the first N held-out questions" }),
     shots: int({ default: 0, min: 0, doc: "mmlu-pro: exemplars per prompt" }),
     arithmetic: obj({
       trainSeed: int({ default: 1001, doc: "generator seed of the training questions" }),

@@ -72,10 +72,11 @@ export async function makeContext(
     ops: t.arithmetic.ops as ("+" | "-" | "*")[],
     nonNegative: true,
   });
-  const load = (path: string, limit: number, seed: number, count: number) =>
+  const load = (path: string, limit: number, offset: number, seed: number, count: number) =>
     loadTask(t.kind, {
       path: path || undefined,
       limit: limit || undefined,
+      offset: offset || undefined,
       validationPath: t.validation || undefined,
       shots: t.shots,
       arithmetic: arithmetic(seed, count),
@@ -85,8 +86,8 @@ export async function makeContext(
       `config: task.train and task.test must name data files for task ${t.kind}`,
     );
   }
-  const train = await load(t.train, t.trainLimit, t.arithmetic.trainSeed, t.arithmetic.trainCount);
-  const test = await load(t.test, t.testLimit, t.arithmetic.testSeed, t.arithmetic.testCount);
+  const train = await load(t.train, t.trainLimit, t.trainOffset, t.arithmetic.trainSeed, t.arithmetic.trainCount);
+  const test = await load(t.test, t.testLimit, t.testOffset, t.arithmetic.testSeed, t.arithmetic.testCount);
   const run = new RunDir(`${cfg.runsDir}/${cfg.name}`);
   await Deno.mkdir(run.path(), { recursive: true });
   return {
