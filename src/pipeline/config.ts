@@ -42,7 +42,7 @@ export const configSchema = obj({
     arithmetic: obj({
       trainSeed: int({ default: 1001, doc: "generator seed of the training questions" }),
       testSeed: int({ default: 2002, doc: "generator seed of the held-out questions" }),
-      trainCount: int({ default: 600, min: 1 }),
+      trainCount: int({ default: 400, min: 1 }),
       testCount: int({ default: 200, min: 1 }),
       minNumber: int({ default: 1 }),
       maxNumber: int({ default: 30 }),
@@ -54,7 +54,7 @@ export const configSchema = obj({
 
   teacher: obj({
     source,
-    temperatures: arr(num({ min: 0 }), { default: [0.6, 0.8, 1.0], min: 1 }),
+    temperatures: arr(num({ min: 0 }), { default: [0.7, 1.0], min: 1 }),
     samplesPerTemperature: int({
       default: 2,
       min: 1,
@@ -102,15 +102,15 @@ export const configSchema = obj({
   }),
 
   sft: obj({
-    steps: int({ default: 300, min: 0 }),
-    batchSize: int({ default: 64, min: 1 }),
+    steps: int({ default: 240, min: 0 }),
+    batchSize: int({ default: 48, min: 1 }),
     lr: num({ default: 2e-3, min: 0 }),
     warmupSteps: int({ default: 20, min: 0 }),
     schedule: oneOf(["cosine", "linear", "constant"], { default: "cosine" }),
     weightDecay: num({ default: 0.01, min: 0 }),
     maxGradNorm: num({ default: 1, min: 0 }),
     maxLen: int({ default: 160, min: 2, doc: "tokens per training sequence at most" }),
-    checkpointEvery: int({ default: 100, min: 1 }),
+    checkpointEvery: int({ default: 80, min: 1 }),
   }),
 
   studentGenerate: obj({
@@ -121,8 +121,8 @@ export const configSchema = obj({
   }),
 
   reward: obj({
-    steps: int({ default: 150, min: 0 }),
-    batchSize: int({ default: 64, min: 2 }),
+    steps: int({ default: 80, min: 0 }),
+    batchSize: int({ default: 32, min: 2 }),
     lr: num({ default: 1e-3, min: 0 }),
     warmupSteps: int({ default: 10, min: 0 }),
     weightDecay: num({ default: 0.01, min: 0 }),
@@ -139,8 +139,8 @@ export const configSchema = obj({
   }),
 
   ppo: obj({
-    iterations: int({ default: 12, min: 0 }),
-    promptsPerIteration: int({ default: 64, min: 1 }),
+    iterations: int({ default: 8, min: 0 }),
+    promptsPerIteration: int({ default: 48, min: 1 }),
     reward: oneOf(["model", "pseudo", "gold"], {
       default: "model",
       doc:
@@ -161,7 +161,7 @@ export const configSchema = obj({
     gamma: num({ default: 1, min: 0, max: 1 }),
     lam: num({ default: 0.95, min: 0, max: 1 }),
     epochs: int({ default: 2, min: 1 }),
-    miniBatch: int({ default: 64, min: 1 }),
+    miniBatch: int({ default: 48, min: 1 }),
     whitenAdvantages: bool({ default: true }),
     noAnswerPenalty: num({
       default: 1,
@@ -177,7 +177,7 @@ export const configSchema = obj({
 
   eval: obj({
     questions: int({ default: 0, min: 0, doc: "held-out questions to score (0: all)" }),
-    majK: int({ default: 6, min: 1, doc: "teacher samples per question for maj@K" }),
+    majK: int({ default: 4, min: 1, doc: "teacher samples per question for maj@K" }),
     majTemperature: num({ default: 0.8, min: 0 }),
     passK: int({ default: 0, min: 0, doc: "student samples per question for pass@k (0: skip)" }),
     ...sampler({ temperature: 0, maxNewTokens: 48, batchSize: 256 }),
