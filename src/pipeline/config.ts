@@ -141,10 +141,11 @@ export const configSchema = obj({
   ppo: obj({
     iterations: int({ default: 8, min: 0 }),
     promptsPerIteration: int({ default: 48, min: 1 }),
-    reward: oneOf(["model", "pseudo", "gold"], {
-      default: "model",
+    rewards: arr(oneOf(["model", "pseudo", "gold"]), {
+      default: ["model"],
+      min: 1,
       doc:
-        "model: the learned reward model (the method); pseudo: match with the pseudo-label; gold: gold correctness (upper bound)",
+        "one PPO run per entry: model = the learned reward model (the method); pseudo = match with the pseudo-label; gold = gold correctness (an upper bound the method cannot use)",
     }),
     lr: num({ default: 5e-5, min: 0 }),
     valueLr: num({ default: 5e-4, min: 0 }),
@@ -181,6 +182,14 @@ export const configSchema = obj({
     majTemperature: num({ default: 0.8, min: 0 }),
     passK: int({ default: 0, min: 0, doc: "student samples per question for pass@k (0: skip)" }),
     ...sampler({ temperature: 0, maxNewTokens: 48, batchSize: 256 }),
+  }),
+
+  effect: obj({
+    seeds: arr(int(), {
+      default: [0, 1, 2],
+      min: 1,
+      doc: "deno task effect: one pipeline per seed",
+    }),
   }),
 
   server: obj({

@@ -86,8 +86,20 @@ export async function makeContext(
       `config: task.train and task.test must name data files for task ${t.kind}`,
     );
   }
-  const train = await load(t.train, t.trainLimit, t.trainOffset, t.arithmetic.trainSeed, t.arithmetic.trainCount);
-  const test = await load(t.test, t.testLimit, t.testOffset, t.arithmetic.testSeed, t.arithmetic.testCount);
+  const train = await load(
+    t.train,
+    t.trainLimit,
+    t.trainOffset,
+    t.arithmetic.trainSeed,
+    t.arithmetic.trainCount,
+  );
+  const test = await load(
+    t.test,
+    t.testLimit,
+    t.testOffset,
+    t.arithmetic.testSeed,
+    t.arithmetic.testCount,
+  );
   const run = new RunDir(`${cfg.runsDir}/${cfg.name}`);
   await Deno.mkdir(run.path(), { recursive: true });
   return {

@@ -14,6 +14,7 @@ import { generateResponses } from "./responses.ts";
 import { LocalSampler, type Sampler } from "./sampler.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
 import { openSource } from "./teacher_generate.ts";
+import { ppoDir, type RewardSource } from "./ppo.ts";
 import { classifierMetrics } from "./reward_train.ts";
 
 /** Per-question correctness, by metric name. */
@@ -27,8 +28,17 @@ export interface EvalResult {
   perQuestion: Record<string, Record<string, boolean[]>>;
   pseudoLabels: { all: number; kept: number; keptFraction: number };
   rewardModel: { accuracy: number; auc: number; n: number } | null;
+  /** Mean per-response KL of each PPO student to the SFT reference, at its last iteration. */
+  finalKl: Record<string, number>;
   tokensGenerated: number;
 }
+
+/** Table rows of the PPO students, by reward source. */
+export const PPO_ROWS: Record<RewardSource, string> = {
+  model: "PPO student",
+  pseudo: "PPO student (pseudo-label reward)",
+  gold: "PPO student (gold reward)",
+};
 
 function greedyScores(ctx: StageContext, qs: Question[], rows: ResponseRow[]): Scores {
   const groups = byId(rows);
@@ -98,14 +108,20 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
   record(`teacher maj@${cfg.majK}`, maj);
   teacher.model?.destroy();
 
-  // The students.
-  const students: [string, string][] = [["SFT student", await modelDir(ctx, "sft")]];
-  const ppo = await latestCheckpoint(ctx, "ppo");
-  if (ppo) students.push(["PPO student", `${ctx.run.path(ppo.dir)}/policy`]);
-  for (const [name, dir] of students) {
+  // The students: SFT, and PPO with each reward source that ran.
+  const students: [string, string, string][] = [["SFT student", "sft", await modelDir(ctx, "sft")]];
+  const finalKl: Record<string, number> = {};
+  for (const reward of ctx.cfg.ppo.rewards as RewardSource[]) {
+    const ppo = await latestCheckpoint(ctx, ppoDir(reward));
+    if (!ppo) continue;
+    const name = PPO_ROWS[reward];
+    students.push([name, ppoDir(reward), `${ctx.run.path(ppo.dir)}/policy`]);
+    const state = (await ctx.run.readJson(`${ppo.dir}/state.json`)) as { lastKl?: number } | null;
+    finalKl[name] = state?.lastKl ?? NaN;
+  }
+  for (const [name, slug, dir] of students) {
     const { model, tokenizer } = await loadPretrained(dir);
     const sampler = new LocalSampler(model, tokenizer, opts);
-    const slug = name.split(" ")[0].toLowerCase();
     record(
       name,
       greedyScores(ctx, qs, await run(`${slug}-greedy`, sampler, [{ temperature: 0, n: 1 }])),
@@ -153,6 +169,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     perQuestion,
     pseudoLabels,
     rewardModel,
+    finalKl,
     tokensGenerated: tokens,
   };
   await ctx.run.writeJson("eval/results.json", result);

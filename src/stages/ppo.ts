@@ -27,6 +27,8 @@ interface PpoState {
   beta: number;
   tokensGenerated: number;
   tokensTrained: number;
+  /** Mean per-response KL to the SFT reference at the last iteration. */
+  lastKl?: number;
 }
 
 interface Rollout {
@@ -40,12 +42,33 @@ interface Rollout {
   lengths: number[];
 }
 
+export type RewardSource = "model" | "pseudo" | "gold";
+
+/** Where a reward source's PPO run lives: the method's in ppo/, the baselines beside it. */
+export function ppoDir(reward: RewardSource): string {
+  return reward === "model" ? "ppo" : `ppo-${reward}`;
+}
+
+/** One PPO run per configured reward source (the method, and any baselines). */
 export async function ppoStage(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
-  const cfg = ctx.cfg.ppo;
+  const out: StageSummary = { tokensGenerated: 0, tokensTrained: 0 };
+  for (const reward of ctx.cfg.ppo.rewards as RewardSource[]) {
+    const s = await ppoRun(ctx, reward, ppoDir(reward));
+    out.tokensGenerated! += s.tokensGenerated ?? 0;
+    out.tokensTrained! += s.tokensTrained ?? 0;
+    out[reward] = s;
+  }
+  out.wallSeconds = (performance.now() - start) / 1000;
+  return out;
+}
+
+async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Promise<StageSummary> {
+  const start = performance.now();
+  const cfg = { ...ctx.cfg.ppo, reward };
   const labels = await readLabels(ctx);
   const sftDir = await modelDir(ctx, "sft");
-  const latest = await latestCheckpoint(ctx, "ppo");
+  const latest = await latestCheckpoint(ctx, rel);
   const resumeDir = latest ? ctx.run.path(latest.dir) : null;
 
   const { model: policy, tokenizer } = await loadPretrained(
@@ -83,15 +106,17 @@ export async function ppoStage(ctx: StageContext): Promise<StageSummary> {
     : ctx.train;
   const pad = tokenizer.padId ?? 0;
   const eos = tokenizer.eosIds;
-  const bar = ctx.progress("ppo", cfg.iterations, "iterations");
+  const stage = reward === "model" ? "ppo" : `ppo (${reward} reward)`;
+  const bar = ctx.progress(stage, cfg.iterations, "iterations");
   bar.tick(state.iteration);
+  let lastKl = state.lastKl ?? 0;
   let tokensGenerated = state.tokensGenerated;
   let tokensTrained = state.tokensTrained;
   const saveState = (dir: string, iteration: number) =>
     Deno.writeTextFile(
       `${dir}/state.json`,
       JSON.stringify(
-        { iteration, beta: kl.beta, tokensGenerated, tokensTrained } satisfies PpoState,
+        { iteration, beta: kl.beta, tokensGenerated, tokensTrained, lastKl } satisfies PpoState,
       ),
     );
 
@@ -233,7 +258,8 @@ export async function ppoStage(ctx: StageContext): Promise<StageSummary> {
       return s;
     });
     const meanKl = seqKl.reduce((a, b) => a + b, 0) / B;
-    Trainer.checkFinite("ppo", it, host);
+    lastKl = meanKl;
+    Trainer.checkFinite(stage, it, host);
     const metrics = {
       reward: ro.scores.reduce((a, b) => a + b, 0) / B,
       kl: meanKl,
@@ -244,11 +270,11 @@ export async function ppoStage(ctx: StageContext): Promise<StageSummary> {
       response_length: ro.lengths.reduce((a, b) => a + b, 0) / B,
       beta: kl.beta,
     };
-    ctx.metrics.log("ppo", it, metrics);
+    ctx.metrics.log(rel, it, metrics);
     if (cfg.klTarget > 0) kl.update(meanKl, B);
     bar.tick(1, { reward: +metrics.reward.toFixed(3), kl: +metrics.kl.toFixed(3) });
     if ((it + 1) % cfg.checkpointEvery === 0 || it + 1 === cfg.iterations) {
-      await saveCheckpoint(ctx, "ppo", it + 1, async (dir) => {
+      await saveCheckpoint(ctx, rel, it + 1, async (dir) => {
         await policyTrainer.save(`${dir}/policy`, tokenizer);
         await valueTrainer.save(`${dir}/value`, tokenizer);
         await saveState(dir, it + 1);
@@ -256,7 +282,7 @@ export async function ppoStage(ctx: StageContext): Promise<StageSummary> {
     }
   }
   if (cfg.iterations === 0 && !latest) {
-    await saveCheckpoint(ctx, "ppo", 0, async (dir) => {
+    await saveCheckpoint(ctx, rel, 0, async (dir) => {
       await policyTrainer.save(`${dir}/policy`, tokenizer);
       await valueTrainer.save(`${dir}/value`, tokenizer);
       await saveState(dir, 0);
@@ -267,5 +293,10 @@ export async function ppoStage(ctx: StageContext): Promise<StageSummary> {
   for (const m of [policy, value, ref, rm] as (CausalLM | null)[]) m?.destroy();
   policyTrainer.destroy();
   valueTrainer.destroy();
-  return { tokensGenerated, tokensTrained, wallSeconds: (performance.now() - start) / 1000 };
+  return {
+    tokensGenerated,
+    tokensTrained,
+    finalKl: lastKl,
+    wallSeconds: (performance.now() - start) / 1000,
+  };
 }

@@ -67,6 +67,13 @@ export async function writeReport(
       } on the ` +
         `${pct(p.keptFraction)} kept.`,
     );
+    for (const [name, kl] of Object.entries(result.finalKl ?? {})) {
+      lines.push(
+        `${name}: KL to the SFT reference ${
+          kl.toFixed(3)
+        } nats per response at its last iteration.`,
+      );
+    }
     if (result.rewardModel) {
       lines.push(
         `Reward model on held-out responses, against gold correctness: accuracy ${

@@ -1,0 +1,72 @@
+/**
+ * `deno task effect [--config configs/effect.json] [--set key=value ...]`:
+ * the effect study. Runs the whole pipeline once per seed in
+ * `effect.seeds` (runs/<name>-seed<S>/; the teacher's responses are
+ * generated once and shared, since a seed covers everything downstream of
+ * the teacher), then writes runs/<name>/report.md and report.json with every
+ * row per seed and as mean ± standard error, and the PPO students'
+ * differences from the SFT student paired by question.
+ */
+import { parseArgs } from "node:util";
+import { cp } from "node:fs/promises";
+import { gpu, initGpu, runMain } from "../../mod.ts";
+import { configSchema } from "../pipeline/config.ts";
+import { loadConfig } from "../pipeline/schema.ts";
+import { runPipeline } from "../pipeline/pipeline.ts";
+import { aggregate, effectMarkdown, type SeedResult } from "../pipeline/effect.ts";
+import type { EvalResult } from "../stages/eval.ts";
+import { RunDir } from "../pipeline/run_dir.ts";
+
+await runMain(async () => {
+  const { values } = parseArgs({
+    args: Deno.args.filter((a) => a !== "--"),
+    options: {
+      config: { type: "string", default: "configs/effect.json" },
+      set: { type: "string", multiple: true, default: [] },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    return console.log(
+      "usage: deno task effect [--config configs/effect.json] [--set key=value ...]",
+    );
+  }
+  const base = await loadConfig(configSchema, values.config!, [
+    ...(values.set as string[]),
+    "server.enabled=false",
+  ]);
+  await initGpu();
+  const seeds = base.effect.seeds;
+  const results: SeedResult[] = [];
+  const first = `${base.runsDir}/${base.name}-seed${seeds[0]}`;
+  for (const seed of seeds) {
+    const name = `${base.name}-seed${seed}`;
+    const dir = `${base.runsDir}/${name}`;
+    if (seed !== seeds[0]) {
+      // The teacher's responses do not depend on the seed: reuse them.
+      await Deno.mkdir(`${dir}/teacher`, { recursive: true });
+      await cp(`${first}/teacher`, `${dir}/teacher`, {
+        recursive: true,
+        force: false,
+        errorOnExist: false,
+      });
+    }
+    console.error(`effect: seed ${seed} (${dir})`);
+    await runPipeline({ ...base, seed, name });
+    const evalResult = JSON.parse(
+      await Deno.readTextFile(`${dir}/eval/results.json`),
+    ) as EvalResult;
+    results.push({ seed, eval: evalResult });
+  }
+  const agg = aggregate(results);
+  const out = new RunDir(`${base.runsDir}/${base.name}`);
+  await Deno.mkdir(out.path(), { recursive: true });
+  const meta = {
+    questions: results[0].eval.questions,
+    adapter: gpu().info.description,
+    date: new Date().toISOString().slice(0, 10),
+  };
+  await out.writeJson("report.json", { ...meta, seeds, ...agg });
+  await out.writeText("report.md", effectMarkdown(`Effect study: ${base.name}`, seeds, agg, meta));
+  console.log(`report: ${out.path("report.md")}`);
+});

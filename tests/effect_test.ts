@@ -1,0 +1,127 @@
+/**
+ * The effect study's arithmetic (paired standard error, aggregation across
+ * seeds) and the study end to end on tiny inputs, with every reward source
+ * plugged into the same PPO loop.
+ */
+import assert from "node:assert/strict";
+import { aggregate, meanSe, normalCdf, pairedDifference } from "../src/pipeline/effect.ts";
+import type { EvalResult } from "../src/stages/eval.ts";
+import { assertClose } from "./support/assert.ts";
+
+Deno.test("the paired difference on a known case: mean, standard error, z and p", () => {
+  const T = true;
+  const F = false;
+  const sft = [[T, F, T, F], [T, T, F, F]];
+  const ppo = [[T, T, T, F], [T, T, T, T]];
+  // Per question, averaged over the two seeds: 0, 0.5, 0.5, 0.5.
+  const d = pairedDifference(sft, ppo);
+  assert.equal(d.n, 4);
+  assertClose([d.mean, d.se, d.z], [0.375, 0.125, 3], { atol: 1e-12 });
+  assertClose([d.p], [0.0026998], { rtol: 1e-3 });
+  assertClose([normalCdf(1.959964)], [0.975], { atol: 1e-6 });
+  assert.throws(() => pairedDifference(sft, [ppo[0]]), /different seeds or questions/);
+});
+
+function fakeEval(sft: boolean[], ppo: boolean[], teacher: number): EvalResult {
+  const acc = (x: boolean[]) => x.filter(Boolean).length / x.length;
+  return {
+    questions: sft.length,
+    rows: {
+      "teacher pass@1": { strict: teacher, flexible: teacher },
+      "SFT student": { strict: acc(sft), flexible: acc(sft) },
+      "PPO student": { strict: acc(ppo), flexible: acc(ppo) },
+    },
+    perQuestion: {
+      "SFT student": { strict: sft, flexible: sft },
+      "PPO student": { strict: ppo, flexible: ppo },
+    },
+    pseudoLabels: { all: 0.8, kept: 0.9, keptFraction: 0.5 },
+    rewardModel: { accuracy: 0.7, auc: 0.8, n: 100 },
+    finalKl: { "PPO student": 0.5 },
+    tokensGenerated: 0,
+  };
+}
+
+Deno.test("aggregation across seeds: per-seed values, mean ± SE, and the paired difference", () => {
+  const T = true;
+  const F = false;
+  const results = [
+    { seed: 0, eval: fakeEval([T, F, F, F], [T, T, F, F], 0.9) },
+    { seed: 1, eval: fakeEval([T, T, F, F], [T, T, T, F], 0.8) },
+    { seed: 2, eval: fakeEval([F, F, F, F], [T, F, F, F], 0.7) },
+  ];
+  const agg = aggregate(results);
+  const teacher = agg.rows.find((r) => r.name === "teacher pass@1")!;
+  assert.deepEqual(teacher.perSeed, [0.9, 0.8, 0.7]);
+  assertClose([teacher.summary.mean, teacher.summary.se], [0.8, 0.1 / Math.sqrt(3)], {
+    atol: 1e-12,
+  });
+  const ppo = agg.rows.find((r) => r.name === "PPO student")!;
+  assert.deepEqual(ppo.perSeed, [0.5, 0.75, 0.25]);
+  const sftRow = agg.rows.find((r) => r.name === "SFT student")!;
+  assertClose([meanSe(sftRow.perSeed).mean], [0.25]);
+  // Every question gains 1/3 on average: questions 0..2 gain in one seed each, question 3 never.
+  const d = agg.differences["PPO student − SFT student"];
+  assertClose([d.mean], [0.25], { atol: 1e-12 });
+  assert.equal(d.n, 4);
+  assert.deepEqual(agg.finalKl[0].perSeed, [0.5, 0.5, 0.5]);
+});
+
+Deno.test("the effect study runs every seed and reward source on tiny inputs", async () => {
+  const root = new URL("../", import.meta.url).pathname;
+  const runs = await Deno.makeTempDir({ prefix: "effect-test-" });
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${root}src/cli/effect.ts`,
+      "--config",
+      `${root}tests/fixtures/configs/tiny.json`,
+      "--set",
+      `runsDir=${runs}`,
+      "--set",
+      "name=study",
+      "--set",
+      "effect.seeds=[3,4]",
+      "--set",
+      "ppo.rewards=[model,pseudo,gold]",
+      "--set",
+      "eval.passK=2",
+    ],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  for (const seed of [3, 4]) {
+    for (const dir of ["ppo", "ppo-pseudo", "ppo-gold"]) {
+      await Deno.stat(`${runs}/study-seed${seed}/${dir}/latest.json`);
+    }
+  }
+  // The second seed reused the first seed's teacher responses.
+  const a = await Deno.readTextFile(`${runs}/study-seed3/teacher/u00000.jsonl`);
+  const b = await Deno.readTextFile(`${runs}/study-seed4/teacher/u00000.jsonl`);
+  assert.equal(a, b);
+  const report = JSON.parse(await Deno.readTextFile(`${runs}/study/report.json`));
+  const names = report.rows.map((r: { name: string }) => r.name);
+  for (
+    const n of [
+      "teacher pass@1",
+      "teacher maj@2",
+      "SFT student",
+      "SFT student pass@2",
+      "PPO student",
+      "PPO student (pseudo-label reward)",
+      "PPO student (gold reward)",
+      "reward model held-out AUC (gold)",
+    ]
+  ) {
+    assert.ok(names.includes(n), `row ${n} in ${names}`);
+  }
+  assert.ok(report.differences["PPO student − SFT student"]);
+  const md = await Deno.readTextFile(`${runs}/study/report.md`);
+  assert.match(md, /\| seed 3 \| seed 4 \| mean ± SE \|/);
+  assert.match(md, /PPO student \(gold reward\) − SFT student: [+-]?\d/);
+  await Deno.remove(runs, { recursive: true });
+});
