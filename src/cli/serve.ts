@@ -7,7 +7,8 @@ import { parseArgs } from "node:util";
 import { EngineError, runMain } from "../../mod.ts";
 import { startServer } from "../server/app.ts";
 
-const USAGE = `usage: deno task serve [--run runs/NAME | --runs DIR] [--port N] [--host H] [--model M]
+const USAGE =
+  `usage: deno task serve [--run runs/NAME | --runs DIR] [--port N] [--host H] [--model M]
 
 Serves the dashboard, the JSON API (/api) and OpenAI-compatible endpoints (/v1)
 for one run directory, or for every run in a folder (default: runs). A running

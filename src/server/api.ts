@@ -201,7 +201,7 @@ export function apiRoutes(runs: Runs, hubs: Hubs): Hono {
     withRun((c, run) => {
       const since = numberParam(c, "since");
       if (since === null) return badRequest(c, "since must be a number (seconds since the epoch)");
-      return hubs.get(run).connect({ since, signal: c.req.raw.signal });
+      return hubs.get(run).connect({ since });
     }),
   );
 

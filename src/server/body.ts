@@ -12,7 +12,10 @@ function tooLarge(max: number): BodyResult {
 }
 
 /** The bytes of `req`'s body, or null once they pass `max` (the rest is not read). */
-export async function readCapped(req: Request, max: number): Promise<Uint8Array | null> {
+export async function readCapped(
+  req: Request,
+  max: number,
+): Promise<Uint8Array<ArrayBuffer> | null> {
   const declared = Number(req.headers.get("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > max) {
     await req.body?.cancel().catch(() => {});

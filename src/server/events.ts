@@ -60,7 +60,7 @@ export class EventHub {
   }
 
   /** A text/event-stream response that follows the run until the client goes or close(). */
-  connect(opts: { since?: number; signal?: AbortSignal } = {}): Response {
+  connect(opts: { since?: number } = {}): Response {
     let client: Client;
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
@@ -83,7 +83,6 @@ export class EventHub {
           client.gotProgress = true;
         }
         this.#clients.add(client);
-        opts.signal?.addEventListener("abort", () => this.#drop(client));
         this.#schedule(true);
       },
       cancel: () => this.#drop(client),

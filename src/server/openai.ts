@@ -241,6 +241,10 @@ async function runJob(
     if (prompts.some((p) => p.length === 0)) {
       throw new ApiError(400, "a prompt encodes to no tokens", undefined, "prompt");
     }
+    const vocab = m.model.config.vocabSize;
+    if (prompts.some((p) => p.some((t) => t >= vocab))) {
+      throw new ApiError(400, `token ids must be below ${vocab}`, undefined, "prompt");
+    }
     const s = job.sampling;
     const rows = prompts.flatMap((p) => Array.from({ length: s.n }, () => p));
     if (rows.length > MAX_ROWS) {
@@ -315,11 +319,10 @@ function streamJob(
     delta: (choice: number, text: string) => Record<string, unknown>;
     finish: (choice: number, reason: string) => Record<string, unknown>;
   },
-  signal: AbortSignal,
 ): Response {
   const created = Math.floor(Date.now() / 1000);
+  // Set when the client goes away (the body stream is cancelled): generation stops.
   let gone = false;
-  signal.addEventListener("abort", () => gone = true);
   const base = () => ({ id: shape.id, object: shape.object, created, model: shape.model });
   const body = new ReadableStream<Uint8Array>({
     start: (controller) => {
@@ -399,12 +402,6 @@ export function openAiRoutes(host: ModelHost, opts: { maxBodyBytes: number }): H
     if (err instanceof ApiError) return openAiError(c, err);
     return openAiError(c, new ApiError(500, errText(err), "server_error"));
   });
-  app.notFound((c) =>
-    openAiError(
-      c,
-      new ApiError(404, `unknown endpoint ${c.req.method} ${c.req.path}`, "invalid_request_error"),
-    )
-  );
 
   const body = async (c: Context): Promise<Body> => {
     const v = await readJsonBody(c.req.raw, opts.maxBodyBytes);
@@ -458,7 +455,7 @@ export function openAiRoutes(host: ModelHost, opts: { maxBodyBytes: number }): H
           finish_reason: null,
         }),
         finish: (i, reason) => ({ index: i, delta: {}, logprobs: null, finish_reason: reason }),
-      }, c.req.raw.signal);
+      });
     }
     const r = await runJob(host, job);
     return c.json({
@@ -497,7 +494,7 @@ export function openAiRoutes(host: ModelHost, opts: { maxBodyBytes: number }): H
         model: entry.id,
         delta: (i, text) => ({ text, index: i, logprobs: null, finish_reason: null }),
         finish: (i, reason) => ({ text: "", index: i, logprobs: null, finish_reason: reason }),
-      }, c.req.raw.signal);
+      });
     }
     const r = await runJob(host, job);
     return c.json({
@@ -515,6 +512,12 @@ export function openAiRoutes(host: ModelHost, opts: { maxBodyBytes: number }): H
       usage: usage(r),
     });
   });
+
+  app.all("*", (c) =>
+    openAiError(
+      c,
+      new ApiError(404, `unknown endpoint ${c.req.method} ${c.req.path}`, "invalid_request_error"),
+    ));
 
   return app;
 }

@@ -154,10 +154,17 @@ export class Run {
     const cfg = await this.config();
     const firstPending = STAGE_NAMES.find((s) => !Object.hasOwn(done, s));
     const hasReport = (await this.dir.stat("report.json")) !== null;
+    // A stage with an unfinished live bar is running; without one, the first stage not done.
+    const active = new Set(bars.filter((b) => !b.finished).map((b) => stageOfBar(b.stage)));
+    active.delete(null);
     const stages: StageStatus[] = [];
     for (const name of STAGE_NAMES) {
       const summary = Object.hasOwn(done, name) && isObj(done[name]) ? done[name] : null;
-      const status: StageState = summary ? "done" : name === firstPending ? "running" : "pending";
+      const status: StageState = summary
+        ? "done"
+        : active.has(name) || (active.size === 0 && name === firstPending)
+        ? "running"
+        : "pending";
       const own = bars.filter((b) => stageOfBar(b.stage) === name);
       stages.push(
         own.length > 0

@@ -42,6 +42,7 @@ export function staticRoutes(): Hono {
     });
   app.get("/", page);
   app.get("/index.html", page);
+  app.get("/favicon.ico", () => new Response(null, { status: 204, headers: common }));
   app.get("/static/:file", (c) => {
     const file = c.req.param("file");
     const a = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined;

@@ -100,6 +100,14 @@ function makeChart(def) {
   const box = el("div", { class: "chart", id: `chart-${def.id}`, "data-chart": def.id });
   const last = el("span", { class: "last" });
   box.append(el("h3", {}, def.title, last));
+  const note = el(
+    "p",
+    { class: "empty" },
+    def.kind === "throughput"
+      ? "Units per second of the running stage, while a run is live."
+      : "No data yet.",
+  );
+  box.append(note);
   $("#charts").append(box);
   const bars = def.kind === "heldout" || def.kind === "agreement";
   const opts = {
@@ -122,9 +130,14 @@ function makeChart(def) {
           values: (_u, splits) => splits.map((v) => HELDOUT_LABELS[v] ?? ""),
         }
         : def.kind === "agreement"
-        ? { splits: () => [0, 0.2, 0.4, 0.6, 0.8, 1], values: (_u, s) => s.map((v) => v.toFixed(1)) }
-        : {},
-      { size: 56 },
+        ? {
+          splits: () => [0, 0.2, 0.4, 0.6, 0.8, 1],
+          values: (_u, s) => s.map((v) => v.toFixed(1)),
+        }
+        : def.kind === "throughput"
+        ? {}
+        : { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] },
+      { size: 56, values: (_u, splits) => splits.map(fmtNum) },
     ],
     series: [
       {},
@@ -147,7 +160,7 @@ function makeChart(def) {
     ],
   };
   const chart = new uPlot(opts, [[], []], box);
-  state.charts[def.id] = { def, chart, box, last };
+  state.charts[def.id] = { def, chart, box, last, note };
 }
 
 function chartData(def) {
@@ -175,6 +188,7 @@ function redraw() {
     const data = chartData(c.def);
     c.chart.setData(data);
     const ys = data[1];
+    c.note.hidden = ys.length > 0;
     let label = "";
     if (c.def.kind === "heldout") {
       label = ys.length ? ys.map((v, i) => `${HELDOUT_LABELS[i]} ${fmtNum(v)}`).join(" · ") : "";
@@ -193,13 +207,15 @@ function redraw() {
   state.dirty.clear();
 }
 
-let frame = 0;
+// Redraws are batched on a timer, not requestAnimationFrame: a busy or
+// background renderer may hold frames back for long.
+let pending = 0;
 function scheduleRedraw() {
-  if (frame) return;
-  frame = requestAnimationFrame(() => {
-    frame = 0;
+  if (pending) return;
+  pending = setTimeout(() => {
+    pending = 0;
     redraw();
-  });
+  }, 60);
 }
 
 function markSeries(stage, name) {
@@ -337,7 +353,11 @@ function renderReport(r) {
       ),
     );
     box.append(
-      el("p", {}, `Held-out accuracy on ${r.eval.questions} questions (${r.task}, seed ${r.seed}).`),
+      el(
+        "p",
+        {},
+        `Held-out accuracy on ${r.eval.questions} questions (${r.task}, seed ${r.seed}).`,
+      ),
       table,
     );
   }
@@ -430,7 +450,9 @@ async function loadSamples() {
   $("#page").textContent = `${page.page} / ${page.pages}`;
   $("#prev").disabled = page.page <= 1;
   $("#next").disabled = page.page >= page.pages;
+  // Show the first question, or refresh the one shown (its rollouts may have arrived since).
   if (state.selected === null && page.items.length) showSample(page.items[0].id);
+  else if (state.selected !== null) showSample(state.selected);
 }
 
 async function showSample(id) {
@@ -491,7 +513,7 @@ async function showSample(id) {
 // ---- data -------------------------------------------------------------------
 
 let refreshing = null;
-async function refreshData() {
+function refreshData() {
   if (refreshing) return refreshing;
   refreshing = (async () => {
     try {
