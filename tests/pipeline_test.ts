@@ -205,3 +205,71 @@ Deno.test("a NaN loss stops training naming stage and step, keeping the last goo
   assert.ok(latest.step <= Number(m[2]), `checkpoint ${latest.step} after the bad step ${m[2]}`);
   await Deno.stat(`${dir}/nan/${latest.dir}/model.safetensors`);
 });
+
+Deno.test("a real teacher over HTTP: the project's own OpenAI-compatible server", async () => {
+  // The server runs in its own process, serving the committed teacher checkpoint.
+  const runDir = await Deno.makeTempDir({ prefix: "teacher-server-" });
+  await Deno.writeTextFile(`${runDir}/config.json`, "{}");
+  const server = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}src/cli/serve.ts`,
+      "--run",
+      runDir,
+      "--model",
+      `${ROOT}models/arith-teacher`,
+      "--port",
+      "0",
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    // It prints its address on stderr.
+    const reader = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    let url = "";
+    while (!url) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`server exited: ${seen}`);
+      seen += value;
+      url = seen.match(/(http:\/\/127\.0\.0\.1:\d+)\//)?.[1] ?? "";
+    }
+    const args = [
+      "--set",
+      `runsDir=${dir}`,
+      "--name",
+      "http-teacher",
+      "--set",
+      "teacher.source.kind=http",
+      "--set",
+      `teacher.source.baseUrl=${url}/v1`,
+      "--set",
+      "teacher.source.model=arith-teacher",
+      "--set",
+      "teacher.source.api=completions",
+      "--set",
+      "teacher.source.concurrency=4",
+    ];
+    const { code, stderr } = await runToEnd(args);
+    assert.equal(code, 0, stderr);
+    const rows = (await Deno.readTextFile(`${dir}/http-teacher/teacher/u00000.jsonl`)).trim().split(
+      "\n",
+    )
+      .map((l) => JSON.parse(l));
+    // The served teacher solves the generated problems: nearly every response has an answer.
+    assert.ok(
+      rows.filter((r) => r.answer !== null).length >= rows.length * 0.8,
+      JSON.stringify(rows[0]),
+    );
+    const report = await readJson(`${dir}/http-teacher/report.json`);
+    assert.ok(report.eval.rows["teacher pass@1"].strict >= 0.75, JSON.stringify(report.eval.rows));
+    await reader.cancel();
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+    await server.stdout.cancel().catch(() => {});
+  }
+});

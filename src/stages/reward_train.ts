@@ -28,13 +28,14 @@ export interface ScoredRow {
   tokens: number[];
 }
 
-/** Prompt + response tokens, ending in EOS where the response did. */
+/** Prompt + response tokens, ending in EOS where the response ended by itself. */
 export function sequenceOf(tokenizer: Tokenizer, r: ResponseRow, maxLen: number): number[] {
   const ids = [
     ...tokenizer.encode(r.prompt),
     ...tokenizer.encode(r.text, { addSpecialTokens: false }),
   ];
-  if (r.finish === "eos") ids.push(tokenizer.eosIds[0]);
+  // An HTTP teacher reports a natural end as "stop" (OpenAI's finish_reason).
+  if (r.finish === "eos" || r.finish === "stop") ids.push(tokenizer.eosIds[0]);
   return ids.slice(0, maxLen);
 }
 
