@@ -4,9 +4,13 @@
  * costs more than many kernels, so deno bench's wall times understate them.
  */
 import * as E from "../mod.ts";
+import { useMatmulKernel } from "../src/tensor/impl/matmul.ts";
 
 const gpu = await E.initGpu();
 const json = Deno.args.includes("--json");
+// --kernel tiled --kernel tiled128: time these matmul kernels side by side (default: the adapter's own).
+const kernels = Deno.args.flatMap((a, i) => (Deno.args[i - 1] === "--kernel" ? [a] : []));
+let kernel = "auto";
 const REPS = 20;
 
 function rand(n: number): Float32Array {
@@ -26,6 +30,7 @@ async function time(name: string, flops: number, run: () => void) {
   const ms = [...rep.values()].reduce((s, v) => s + v.ms, 0) / REPS;
   const row = {
     name,
+    kernel,
     ms: +ms.toFixed(4),
     gflops: +(flops / ms / 1e6).toFixed(1),
     adapter: gpu.info.description,
@@ -33,32 +38,42 @@ async function time(name: string, flops: number, run: () => void) {
   console.log(
     json
       ? JSON.stringify(row)
-      : `${name.padEnd(36)} ${ms.toFixed(3).padStart(9)} ms  ${row.gflops} GFLOP/s`,
+      : `${kernel.padEnd(9)} ${name.padEnd(36)} ${
+        ms.toFixed(3).padStart(9)
+      } ms  ${row.gflops} GFLOP/s`,
   );
 }
 
-for (const n of [256, 512, 1024, 2048, 4096]) {
-  const a = E.keep(E.tensor(rand(n * n), [n, n]));
-  const b = E.keep(E.tensor(rand(n * n), [n, n]));
-  await time(`matmul ${n}x${n}x${n} nn`, 2 * n ** 3, () => void E.matmul(a, b));
-  a.destroy();
-  b.destroy();
+for (const k of kernels.length ? kernels : ["auto"]) {
+  kernel = k;
+  useMatmulKernel(k as "auto");
+  await timeAll();
 }
-for (const d of [128, 256]) {
-  const T = 4096;
-  const x = E.keep(E.tensor(rand(T * d), [T, d]));
-  const w = E.keep(E.tensor(rand(4 * d * d), [4 * d, d]));
-  const g = E.keep(E.tensor(rand(T * 4 * d), [T, 4 * d]));
-  await time(
-    `linear fwd ${T}x${4 * d}x${d} nt`,
-    2 * T * 4 * d * d,
-    () => void E.matmul(x, w, { transB: true }),
-  );
-  await time(`linear dX ${T}x${d}x${4 * d} nn`, 2 * T * 4 * d * d, () => void E.matmul(g, w));
-  await time(
-    `linear dW ${4 * d}x${d}x${T} tn`,
-    2 * T * 4 * d * d,
-    () => void E.matmul(g, x, { transA: true }),
-  );
-  [x, w, g].forEach((t) => t.destroy());
+
+async function timeAll() {
+  for (const n of [256, 512, 1024, 2048, 4096]) {
+    const a = E.keep(E.tensor(rand(n * n), [n, n]));
+    const b = E.keep(E.tensor(rand(n * n), [n, n]));
+    await time(`matmul ${n}x${n}x${n} nn`, 2 * n ** 3, () => void E.matmul(a, b));
+    a.destroy();
+    b.destroy();
+  }
+  for (const d of [128, 256]) {
+    const T = 4096;
+    const x = E.keep(E.tensor(rand(T * d), [T, d]));
+    const w = E.keep(E.tensor(rand(4 * d * d), [4 * d, d]));
+    const g = E.keep(E.tensor(rand(T * 4 * d), [T, 4 * d]));
+    await time(
+      `linear fwd ${T}x${4 * d}x${d} nt`,
+      2 * T * 4 * d * d,
+      () => void E.matmul(x, w, { transB: true }),
+    );
+    await time(`linear dX ${T}x${d}x${4 * d} nn`, 2 * T * 4 * d * d, () => void E.matmul(g, w));
+    await time(
+      `linear dW ${4 * d}x${d}x${T} tn`,
+      2 * T * 4 * d * d,
+      () => void E.matmul(g, x, { transA: true }),
+    );
+    [x, w, g].forEach((t) => t.destroy());
+  }
 }

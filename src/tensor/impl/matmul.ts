@@ -9,7 +9,7 @@ import { gpu } from "../../gpu/mod.ts";
  * chosen by planMatmul on a CPU adapter, the workgroup-tiled one on a
  * hardware GPU. "reference": one output per invocation, for tests.
  */
-let matmulKernel: "auto" | "blocked" | "tiled" | "reference" = "auto";
+let matmulKernel: "auto" | "blocked" | "tiled" | "tiled128" | "reference" = "auto";
 export function useMatmulKernel(k: typeof matmulKernel): void {
   matmulKernel = k;
 }
@@ -76,8 +76,21 @@ export function matmul(
   const [ad, strideA] = operand(a, batchA, a.shape[a.ndim - 2], a.shape[a.ndim - 1]);
   const [bd, strideB] = operand(b, batchB, b.shape[b.ndim - 2], b.shape[b.ndim - 1]);
   const kind = matmulKernel === "auto" ? (gpu().info.software ? "blocked" : "tiled") : matmulKernel;
-  if (kind === "tiled") {
-    tiled(ad, bd, out, M, N, K, batch, transA, transB, strideA, strideB);
+  if (kind === "tiled" || kind === "tiled128") {
+    tiled(
+      ad,
+      bd,
+      out,
+      M,
+      N,
+      K,
+      batch,
+      transA,
+      transB,
+      strideA,
+      strideB,
+      kind === "tiled128" ? 128 : 64,
+    );
   } else if (kind === "blocked") {
     const plan = planMatmul(M, N, K, batch, transA, transB, strideA, strideB, M * N);
     launch(
@@ -113,8 +126,9 @@ function tiled(
   transB: boolean,
   strideA: number,
   strideB: number,
+  tile: 64 | 128,
 ) {
-  const tiles = Math.ceil(N / 64) * Math.ceil(M / 64) * batch;
+  const tiles = Math.ceil(N / tile) * Math.ceil(M / tile) * batch;
   const splits = Math.max(
     1,
     Math.min(Math.floor(GPU_FILL / tiles), Math.floor(K / 256), Math.floor(65535 / batch)),
