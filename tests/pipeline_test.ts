@@ -273,3 +273,65 @@ Deno.test("a real teacher over HTTP: the project's own OpenAI-compatible server"
     await server.stdout.cancel().catch(() => {});
   }
 });
+
+Deno.test("judge mode: an OpenAI-compatible judge scores teacher and student responses", async () => {
+  // A real HTTP judge, rule-based so the test knows its verdicts: it rates a
+  // response 9 when the response has a "####" final answer, else 1.
+  const { Hono } = await import("hono");
+  const app = new Hono();
+  let calls = 0;
+  app.post("/v1/completions", async (c) => {
+    const body = await c.req.json();
+    calls++;
+    const prompt = String(body.prompt);
+    const response = prompt.slice(prompt.lastIndexOf("[Response]"));
+    const text = response.includes("####") ? "9" : "1";
+    return c.json({
+      id: "j",
+      object: "text_completion",
+      model: body.model,
+      choices: Array.from(
+        { length: body.n ?? 1 },
+        (_, index) => ({ index, text, finish_reason: "stop" }),
+      ),
+    });
+  });
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}/v1`;
+    const args = [
+      "--set",
+      `runsDir=${dir}`,
+      "--name",
+      "judge",
+      "--set",
+      "label.mode=judge",
+      "--set",
+      "label.judge.source.kind=http",
+      "--set",
+      `label.judge.source.baseUrl=${base}`,
+      "--set",
+      "label.judge.source.model=judge",
+      "--set",
+      "label.judge.source.api=completions",
+    ];
+    const { code, stderr } = await runToEnd(args);
+    assert.equal(code, 0, stderr);
+    const labels = await readJson(`${dir}/judge/labels.json`);
+    const teacher = (await Deno.readTextFile(`${dir}/judge/teacher/u00000.jsonl`)).trim().split(
+      "\n",
+    )
+      .map((l) => JSON.parse(l));
+    const first = labels.find((l: { id: string }) => l.id === teacher[0].id);
+    // The verdict recorded for a response is the judge's rule applied to it.
+    assert.equal(
+      first.judged[`${teacher[0].temperature}:${teacher[0].sample}`],
+      teacher[0].text.includes("####"),
+    );
+    const judged = await readJson(`${dir}/judge/student_judged.json`);
+    assert.ok(judged.every((v: number) => v === 0 || v === 1));
+    assert.ok(calls >= labels.length);
+  } finally {
+    await server.shutdown();
+  }
+});

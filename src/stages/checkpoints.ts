@@ -4,6 +4,7 @@
  * `<rel>/latest.json`. A crash at any point leaves the previous checkpoint
  * whole, and older checkpoints are removed only after the new one is named.
  */
+import { EngineError } from "../errors.ts";
 import type { StageContext } from "./context.ts";
 
 export interface Latest {
@@ -20,7 +21,7 @@ export async function latestCheckpoint(ctx: StageContext, rel: string): Promise<
 /** The folder of a stage's newest checkpoint (its final model once the stage is done). */
 export async function modelDir(ctx: StageContext, rel: string): Promise<string> {
   const l = await latestCheckpoint(ctx, rel);
-  if (!l) throw new Error(`${ctx.run.path(rel)}: no checkpoint (has the stage run?)`);
+  if (!l) throw new EngineError(`${ctx.run.path(rel)}: no checkpoint (has the stage run?)`);
   return ctx.run.path(l.dir);
 }
 

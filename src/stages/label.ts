@@ -46,6 +46,43 @@ export function isPositive(label: LabelRow | undefined, row: ResponseRow): boole
   return row.answer !== null && row.answer === label.pseudo_label;
 }
 
+/** The configured LLM judge's verdict on each response, in order. */
+export async function judgeRows(
+  ctx: StageContext,
+  rows: ResponseRow[],
+  stage: string,
+): Promise<{ positive: boolean[]; tokens: number }> {
+  const cfg = ctx.cfg.label;
+  const judgeCfg = {
+    template: cfg.judge.template || DEFAULT_JUDGE.template,
+    scorePattern: cfg.judge.scorePattern || DEFAULT_JUDGE.scorePattern,
+    maxScore: cfg.judge.maxScore,
+    threshold: cfg.judge.threshold,
+  };
+  const { sampler, model } = await openSource(ctx, cfg.judge.source, {
+    maxNewTokens: cfg.judge.maxNewTokens,
+    topP: 1,
+    batchSize: ctx.cfg.teacher.batchSize,
+    stop: ["\n"],
+  }, (t) => t.length);
+  const bar = ctx.progress(stage, rows.length, "responses");
+  const outs = await sampler.sample(
+    rows.map((r) => ({
+      prompt: judgePrompt(judgeCfg, r.prompt, r.text),
+      n: 1,
+      temperature: 0,
+      seed: 0,
+    })),
+    (n) => bar.tick(n),
+  );
+  bar.done();
+  model?.destroy();
+  return {
+    positive: outs.map((o) => judgePositive(judgeCfg, parseJudgeScore(judgeCfg, o[0].text))),
+    tokens: outs.reduce((s, o) => s + o[0].tokens, 0),
+  };
+}
+
 export async function labelStage(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
   const cfg = ctx.cfg.label;
@@ -64,39 +101,13 @@ export async function labelStage(ctx: StageContext): Promise<StageSummary> {
       });
     }
   } else {
-    const judgeCfg = {
-      template: cfg.judge.template || DEFAULT_JUDGE.template,
-      scorePattern: cfg.judge.scorePattern || DEFAULT_JUDGE.scorePattern,
-      maxScore: cfg.judge.maxScore,
-      threshold: cfg.judge.threshold,
-    };
-    const { sampler, model } = await openSource(ctx, cfg.judge.source, {
-      maxNewTokens: cfg.judge.maxNewTokens,
-      topP: 1,
-      batchSize: ctx.cfg.teacher.batchSize,
-      stop: ["\n"],
-    }, (t) => t.length);
     const all = [...groups.values()].flat();
-    const bar = ctx.progress("label (judge)", all.length, "responses");
-    const outs = await sampler.sample(
-      all.map((r) => ({
-        prompt: judgePrompt(judgeCfg, r.prompt, r.text),
-        n: 1,
-        temperature: 0,
-        seed: 0,
-      })),
-      (n) => bar.tick(n),
-    );
-    bar.done();
-    model?.destroy();
+    const { positive, tokens } = await judgeRows(ctx, all, "label (judge)");
+    judgeTokens = tokens;
     const judged = new Map<string, Record<string, boolean>>();
     all.forEach((r, i) => {
-      judgeTokens += outs[i][0].tokens;
       const rec = judged.get(r.id) ?? {};
-      rec[`${r.temperature}:${r.sample}`] = judgePositive(
-        judgeCfg,
-        parseJudgeScore(judgeCfg, outs[i][0].text),
-      );
+      rec[`${r.temperature}:${r.sample}`] = positive[i];
       judged.set(r.id, rec);
     });
     for (const [id] of groups) {

@@ -5,6 +5,7 @@
  * on the last token's score, optionally plus a pairwise Bradley–Terry term;
  * accuracy, AUC and calibration are measured on held-out questions.
  */
+import { EngineError } from "../errors.ts";
 import { noGrad } from "../autograd/tape.ts";
 import * as E from "../tensor/api.ts";
 import { readAll, type Tensor, tidy } from "../tensor/tensor.ts";
@@ -129,6 +130,9 @@ export async function rewardData(ctx: StageContext, tokenizer: Tokenizer) {
   const labels = await readLabels(ctx);
   const teacher = (await teacherRows(ctx)).filter((r) => labels.get(r.id)?.kept);
   const student = (await new JsonlShards(ctx.run, "student").readAll()) as ResponseRow[];
+  // In judge mode student-generate stored the judge's verdicts beside its units.
+  const judged = (await ctx.run.readJson("student_judged.json")) as number[] | null;
+  if (judged) student.forEach((r, i) => (r.reward = judged[i]));
   const rows: ScoredRow[] = [
     ...teacher.map((r) => ({
       r,
@@ -157,7 +161,7 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
   const { train, heldOut } = await rewardData(ctx, tokenizer);
   const pos = train.filter((r) => r.label === 1);
   const neg = train.filter((r) => r.label === 0);
-  if (train.length === 0) throw new Error("reward-train: no labelled responses");
+  if (train.length === 0) throw new EngineError("reward-train: no labelled responses");
   const pad = tokenizer.padId ?? 0;
   const trainer = new Trainer(model, {
     lr: cfg.lr,

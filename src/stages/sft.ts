@@ -2,6 +2,7 @@
  * Stage 3, sft: the student learns the pseudo-positive teacher responses
  * (prompt tokens masked), with checkpoints that resume exactly.
  */
+import { EngineError } from "../errors.ts";
 import { readAll, type Tensor } from "../tensor/tensor.ts";
 import { smallConfig } from "../model/config.ts";
 import { CausalLM } from "../model/llama.ts";
@@ -115,7 +116,7 @@ export async function sftStage(ctx: StageContext): Promise<StageSummary> {
     .filter((r) => isPositive(labels.get(r.id), r))
     .map((r) => toExample(tokenizer, r.prompt, r.text));
   if (examples.length === 0) {
-    throw new Error("sft: no pseudo-positive teacher responses to learn from");
+    throw new EngineError("sft: no pseudo-positive teacher responses to learn from");
   }
 
   const latest = await latestCheckpoint(ctx, "sft");

@@ -5,7 +5,7 @@
  */
 import { loadPretrained } from "../model/checkpoint.ts";
 import type { StageContext, StageSummary } from "./context.ts";
-import { readLabels } from "./label.ts";
+import { judgeRows, readLabels } from "./label.ts";
 import { generateResponses } from "./responses.ts";
 import { LocalSampler } from "./sampler.ts";
 import { modelDir } from "./checkpoints.ts";
@@ -30,16 +30,27 @@ export async function studentGenerate(ctx: StageContext): Promise<StageSummary> 
     questionsPerUnit: cfg.questionsPerUnit,
     seed: ctx.cfg.seed,
     annotate: (row) => {
+      if (ctx.cfg.label.mode === "judge") return { ...row, reward: -1 };
       const l = labels.get(row.id);
       return { ...row, reward: row.answer !== null && row.answer === l?.pseudo_label ? 1 : 0 };
     },
   });
   model.destroy();
+  let judgeTokens = 0;
+  if (
+    ctx.cfg.label.mode === "judge" && rows.some((r) => r.reward === undefined || r.reward === -1)
+  ) {
+    // Open-ended tasks: the judge, not a pseudo-label, decides each student response.
+    const verdict = await judgeRows(ctx, rows, "student-generate (judge)");
+    rows.forEach((r, i) => (r.reward = verdict.positive[i] ? 1 : 0));
+    judgeTokens = verdict.tokens;
+    await ctx.run.writeJson("student_judged.json", rows.map((r) => r.reward));
+  }
   const positive = rows.filter((r) => r.reward === 1).length;
   return {
     responses: rows.length,
     matchPseudoLabel: rows.length ? positive / rows.length : 0,
-    tokensGenerated: tokens,
+    tokensGenerated: tokens + judgeTokens,
     wallSeconds: (performance.now() - start) / 1000,
   };
 }
