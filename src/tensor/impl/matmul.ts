@@ -136,9 +136,10 @@ function tiled(
   const kChunk = Math.ceil(K / splits / 16) * 16;
   const spec = {
     shader: "matmul_tiled.wgsl",
+    defines: tile === 64 ? { TILE: 64, BK: 16, PER: 4 } : { TILE: 128, BK: 8, PER: 8 },
     constants: { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 },
   };
-  const grid: [number, number, number] = [Math.ceil(N / 64), Math.ceil(M / 64), batch * splits];
+  const grid: [number, number, number] = [Math.ceil(N / tile), Math.ceil(M / tile), batch * splits];
   const params = [M, N, K, batch, strideA, strideB, M * N, splits, kChunk];
   if (splits === 1) return launch(spec, [a, b, out], params, grid);
   const partial = Tensor.empty([splits, batch * M * N]);
