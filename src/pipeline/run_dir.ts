@@ -352,6 +352,15 @@ export async function readMetrics(path: string): Promise<MetricRow[]> {
     if (err instanceof Deno.errors.NotFound) return [];
     throw err;
   }
+  return parseMetricLines(text);
+}
+
+/**
+ * Parses metrics.jsonl text: one row per well-formed line; a line torn by a
+ * crash, or not a metric row, is skipped. A null value (NaN in JSON) reads
+ * back as NaN.
+ */
+export function parseMetricLines(text: string): MetricRow[] {
   const rows: MetricRow[] = [];
   for (const line of text.split("\n")) {
     if (line === "") continue;

@@ -4,7 +4,7 @@
  * rows. A torn or partial last line waits for its newline; a torn line left
  * mid-file by a crash is skipped, as readMetrics does.
  */
-import type { MetricRow } from "../pipeline/run_dir.ts";
+import { type MetricRow, parseMetricLines } from "../pipeline/run_dir.ts";
 import type { SafeDir } from "./safe_fs.ts";
 
 export type { MetricRow };
@@ -82,7 +82,7 @@ export class MetricsFeed {
       const end = buf.subarray(0, got).lastIndexOf(0x0a);
       if (end < 0) return [];
       this.#offset += end + 1;
-      const fresh = parseLines(decoder.decode(buf.subarray(0, end)));
+      const fresh = parseMetricLines(decoder.decode(buf.subarray(0, end)));
       for (const r of fresh) this.#rows.push(r);
       return fresh;
     } finally {
@@ -103,32 +103,4 @@ export function filterRows(rows: readonly MetricRow[], q: MetricQuery): MetricRo
     (q.name === undefined || r.name === q.name) &&
     (q.since === undefined || r.t > q.since)
   );
-}
-
-function parseLines(text: string): MetricRow[] {
-  const out: MetricRow[] = [];
-  for (const line of text.split("\n")) {
-    if (line === "") continue;
-    let r: unknown;
-    try {
-      r = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    if (typeof r !== "object" || r === null) continue;
-    const o = r as Record<string, unknown>;
-    if (
-      typeof o.stage === "string" && typeof o.step === "number" && typeof o.name === "string" &&
-      (typeof o.value === "number" || o.value === null) && typeof o.t === "number"
-    ) {
-      out.push({
-        stage: o.stage,
-        step: o.step,
-        name: o.name,
-        value: o.value === null ? NaN : o.value,
-        t: o.t,
-      });
-    }
-  }
-  return out;
 }
