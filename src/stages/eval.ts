@@ -92,7 +92,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
   };
 
   // The teacher: greedy pass@1 and majority of K samples.
-  const teacher = await openSource(ctx, ctx.cfg.teacher.source, opts, (t) => t.length);
+  const teacher = await openSource(ctx.cfg.teacher.source, opts, (t) => t.length);
   record(
     "teacher pass@1",
     greedyScores(ctx, qs, await run("teacher-greedy", teacher.sampler, [{ temperature: 0, n: 1 }])),

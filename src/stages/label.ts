@@ -59,7 +59,7 @@ export async function judgeRows(
     maxScore: cfg.judge.maxScore,
     threshold: cfg.judge.threshold,
   };
-  const { sampler, model } = await openSource(ctx, cfg.judge.source, {
+  const { sampler, model } = await openSource(cfg.judge.source, {
     maxNewTokens: cfg.judge.maxNewTokens,
     topP: 1,
     batchSize: ctx.cfg.teacher.batchSize,

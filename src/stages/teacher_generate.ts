@@ -11,7 +11,6 @@ import { HttpSampler, LocalSampler, type Sampler, type SamplerOptions } from "./
 
 /** A sampler for a configured source (the teacher or the judge). */
 export async function openSource(
-  ctx: StageContext,
   source: StageContext["cfg"]["teacher"]["source"],
   opts: SamplerOptions,
   countTokens: (text: string) => number,
@@ -24,7 +23,7 @@ export async function openSource(
 export async function teacherGenerate(ctx: StageContext): Promise<StageSummary> {
   const t = ctx.cfg.teacher;
   const start = performance.now();
-  const { sampler, model } = await openSource(ctx, t.source, {
+  const { sampler, model } = await openSource(t.source, {
     maxNewTokens: t.maxNewTokens,
     topP: t.topP,
     batchSize: t.batchSize,
