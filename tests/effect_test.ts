@@ -24,16 +24,22 @@ Deno.test("the paired difference on a known case: mean, standard error, z and p"
 
 function fakeEval(sft: boolean[], ppo: boolean[], teacher: number): EvalResult {
   const acc = (x: boolean[]) => x.filter(Boolean).length / x.length;
+  // pass@8 rows: every question solved by some sample, for both students.
+  const all = sft.map(() => true);
   return {
     questions: sft.length,
     rows: {
       "teacher pass@1": { strict: teacher, flexible: teacher },
       "SFT student": { strict: acc(sft), flexible: acc(sft) },
+      "SFT student pass@8": { pass: 1 },
       "PPO student": { strict: acc(ppo), flexible: acc(ppo) },
+      "PPO student pass@8": { pass: 1 },
     },
     perQuestion: {
       "SFT student": { strict: sft, flexible: sft },
+      "SFT student pass@8": { pass: all },
       "PPO student": { strict: ppo, flexible: ppo },
+      "PPO student pass@8": { pass: all },
     },
     pseudoLabels: { all: 0.8, kept: 0.9, keptFraction: 0.5 },
     rewardModel: { accuracy: 0.7, auc: 0.8, n: 100 },
@@ -64,6 +70,12 @@ Deno.test("aggregation across seeds: per-seed values, mean ± SE, and the paired
   const d = agg.differences["PPO student − SFT student"];
   assertClose([d.mean], [0.25], { atol: 1e-12 });
   assert.equal(d.n, 4);
+  // pass@8 is paired with the SFT student's pass@8, never with its greedy accuracy.
+  assert.deepEqual(Object.keys(agg.differences).sort(), [
+    "PPO student pass@8 − SFT student pass@8",
+    "PPO student − SFT student",
+  ]);
+  assert.equal(agg.differences["PPO student pass@8 − SFT student pass@8"].mean, 0);
   assert.deepEqual(agg.finalKl[0].perSeed, [0.5, 0.5, 0.5]);
 });
 

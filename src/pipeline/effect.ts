@@ -106,10 +106,13 @@ export function aggregate(results: SeedResult[]): {
   ];
   const differences: Record<string, PairedDifference> = {};
   for (const name of rowNames.filter((n) => n.startsWith("PPO student"))) {
-    const sft = results.map((r) => primaryScores(r.eval.perQuestion["SFT student"]));
+    // Like with like: a PPO student's pass@K against the SFT student's pass@K.
+    const suffix = name.match(/ pass@\d+$/)?.[0] ?? "";
+    const base = `SFT student${suffix}`;
+    const sft = results.map((r) => primaryScores(r.eval.perQuestion[base]));
     const ppo = results.map((r) => primaryScores(r.eval.perQuestion[name]));
     if (sft.every(Boolean) && ppo.every(Boolean)) {
-      differences[`${name} − SFT student`] = pairedDifference(
+      differences[`${name} − ${base}`] = pairedDifference(
         sft as boolean[][],
         ppo as boolean[][],
       );
