@@ -107,6 +107,43 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
   }
 });
 
+Deno.test("reward.init starts the reward model from another checkpoint with the student's tokenizer", async () => {
+  // The straight run's first four stages, then reward-train alone.
+  const run = `${dir}/rm-init`;
+  await Deno.mkdir(run, { recursive: true });
+  for (const part of ["teacher", "labels.json", "sft", "student"]) {
+    await new Deno.Command("cp", { args: ["-r", `${dir}/straight/${part}`, run] }).output();
+  }
+  const stages = await readJson(`${dir}/straight/stages.json`);
+  const { "reward-train": _, ppo: _p, eval: _e, ...before } = stages;
+  await Deno.writeTextFile(`${run}/stages.json`, JSON.stringify(before));
+  const base = ["reward-train", "--set", `runsDir=${dir}`, "--name", "rm-init"];
+  const teacher = `${ROOT}models/arith-teacher`;
+  const ok = await runToEnd([...base, "--set", `reward.init=${teacher}`]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const latest = await readJson(`${run}/rm/latest.json`);
+  const rmConfig = await readJson(`${run}/${latest.dir}/config.json`);
+  const teacherConfig = await readJson(`${teacher}/config.json`);
+  assert.equal(rmConfig.hidden_size, teacherConfig.hidden_size);
+  assert.notEqual(
+    rmConfig.hidden_size,
+    (await readJson(`${run}/sft/ckpt-000008/config.json`)).hidden_size,
+  );
+  // PPO feeds the reward model the student's token ids: another tokenizer is refused.
+  await Deno.remove(`${run}/rm`, { recursive: true });
+  const bad = await runToEnd([
+    ...base,
+    "--set",
+    `reward.init=${ROOT}tests/fixtures/stories260K`,
+  ]);
+  assert.notEqual(bad.code, 0);
+  assert.equal(bad.errors.length, 1, bad.stderr);
+  assert.match(
+    bad.errors[0],
+    /^error: reward-train: reward\.init .*stories260K has a different tokenizer/,
+  );
+});
+
 Deno.test("kill -9 during generation and during training, then the same command: the same report", async () => {
   const args = ["--set", `runsDir=${dir}`, "--name", "killed"];
   const run = `${dir}/killed`;

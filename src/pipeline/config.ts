@@ -121,6 +121,10 @@ export const configSchema = obj({
   }),
 
   reward: obj({
+    init: str({
+      default: "",
+      doc: "checkpoint to start the reward model from (empty: the SFT student); same tokenizer",
+    }),
     steps: int({ default: 80, min: 0 }),
     batchSize: int({ default: 32, min: 2 }),
     lr: num({ default: 1e-3, min: 0 }),

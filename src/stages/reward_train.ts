@@ -11,7 +11,7 @@ import * as E from "../tensor/api.ts";
 import { readAll, type Tensor, tidy } from "../tensor/tensor.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 import type { CausalLM } from "../model/llama.ts";
-import type { Tokenizer } from "../model/tokenizer.ts";
+import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
 import { JsonlShards } from "../pipeline/run_dir.ts";
 import { bceWithLogits, bradleyTerry } from "../train/reward_loss.ts";
 import { Trainer } from "../train/trainer.ts";
@@ -152,12 +152,31 @@ export async function rewardData(ctx: StageContext, tokenizer: Tokenizer) {
   return { train: rows.filter((r) => !held(r.id)), heldOut: rows.filter((r) => held(r.id)) };
 }
 
+/**
+ * PPO hands the reward model the policy's token ids, so a reward model started
+ * from another checkpoint must share the student's tokenizer.
+ */
+async function requireSameTokenizer(init: string, rm: Tokenizer, studentDir: string) {
+  const st = await loadTokenizer(studentDir);
+  const probe = "Question: 12 + 30 = ?\nAnswer: 42 #### 42";
+  const same = rm.vocabSize === st.vocabSize &&
+    rm.encode(probe).join(",") === st.encode(probe).join(",");
+  if (!same) {
+    throw new EngineError(
+      `reward-train: reward.init ${init} has a different tokenizer from the student ` +
+        `(vocab ${rm.vocabSize} against ${st.vocabSize}); PPO scores the student's token ids`,
+    );
+  }
+}
+
 export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
   const cfg = ctx.cfg.reward;
   const latest = await latestCheckpoint(ctx, "rm");
-  const init = latest ? ctx.run.path(latest.dir) : await modelDir(ctx, "sft");
+  const student = await modelDir(ctx, "sft");
+  const init = latest ? ctx.run.path(latest.dir) : (cfg.init || student);
   const { model, tokenizer } = await loadPretrained(init, { head: "score" });
+  if (!latest && cfg.init) await requireSameTokenizer(cfg.init, tokenizer, student);
   const { train, heldOut } = await rewardData(ctx, tokenizer);
   const pos = train.filter((r) => r.label === 1);
   const neg = train.filter((r) => r.label === 0);

@@ -7,7 +7,12 @@ import { readAll, type Tensor } from "../tensor/tensor.ts";
 import { smallConfig } from "../model/config.ts";
 import { CausalLM } from "../model/llama.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
-import { charTokenizerFiles, type Tokenizer, tokenizerFromFiles } from "../model/tokenizer.ts";
+import {
+  charTokenizerFiles,
+  loadTokenizer,
+  type Tokenizer,
+  tokenizerFromFiles,
+} from "../model/tokenizer.ts";
 import { type Example, lmBatch } from "../train/batch.ts";
 import { lmLoss } from "../train/lm_loss.ts";
 import { Trainer } from "../train/trainer.ts";
@@ -19,12 +24,10 @@ import { latestCheckpoint, saveCheckpoint } from "./checkpoints.ts";
 /** The student's tokenizer: its init checkpoint's, else the local teacher's, else characters. */
 export async function studentTokenizer(ctx: StageContext): Promise<Tokenizer> {
   const s = ctx.cfg.student;
-  if (s.init) return (await loadPretrained(s.init)).tokenizer;
+  // (loadTokenizer, not loadPretrained: the weights are not needed here.)
+  if (s.init) return await loadTokenizer(s.init);
   const src = ctx.cfg.teacher.source;
-  if (src.kind === "local") {
-    const { loadTokenizer } = await import("../model/tokenizer.ts");
-    return await loadTokenizer(src.model);
-  }
+  if (src.kind === "local") return await loadTokenizer(src.model);
   const chars = ctx.task.kind === "arithmetic"
     ? ARITHMETIC_CHARS
     : Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join("") + "\n";
