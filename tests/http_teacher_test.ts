@@ -11,21 +11,12 @@ import {
 } from "../src/teacher/http.ts";
 import { EngineError } from "../src/errors.ts";
 import { validate } from "../src/pipeline/schema.ts";
+import { withServer } from "./support/serve.ts";
 
 interface Seen {
   path: string;
   headers: Record<string, string>;
   body: Record<string, unknown>;
-}
-
-/** Serves `app` on 127.0.0.1 (a free port) while `fn` runs; `fn` gets the /v1 base URL. */
-async function withServer(app: Hono, fn: (base: string) => Promise<void>): Promise<void> {
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
-  try {
-    await fn(`http://127.0.0.1:${server.addr.port}/v1`);
-  } finally {
-    await server.shutdown();
-  }
 }
 
 async function record(c: Context, seen: Seen[]): Promise<Record<string, unknown>> {

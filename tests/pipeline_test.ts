@@ -4,6 +4,7 @@
  * in generation and in training, and one-line errors for bad input.
  */
 import assert from "node:assert/strict";
+import { readJsonl, withServer } from "./support/serve.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const CLI = `${ROOT}src/cli/distill.ts`;
@@ -99,9 +100,7 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
   const md = await Deno.readTextFile(`${run}/report.md`);
   assert.match(md, /\| teacher pass@1 \|/);
   assert.match(md, /\| sft \| 0 \| [\d,]+ \|/);
-  const metrics = (await Deno.readTextFile(`${run}/metrics.jsonl`)).trim().split("\n").map((l) =>
-    JSON.parse(l)
-  );
+  const metrics = await readJsonl(`${run}/metrics.jsonl`);
   for (const name of ["reward", "kl", "entropy", "clipfrac", "value_loss", "response_length"]) {
     assert.ok(metrics.some((m) => m.stage === "ppo" && m.name === name), `ppo logs ${name}`);
   }
@@ -292,10 +291,7 @@ Deno.test("a real teacher over HTTP: the project's own OpenAI-compatible server"
     ];
     const { code, stderr } = await runToEnd(args);
     assert.equal(code, 0, stderr);
-    const rows = (await Deno.readTextFile(`${dir}/http-teacher/teacher/u00000.jsonl`)).trim().split(
-      "\n",
-    )
-      .map((l) => JSON.parse(l));
+    const rows = await readJsonl(`${dir}/http-teacher/teacher/u00000.jsonl`);
     // The served teacher solves the generated problems: nearly every response has an answer.
     assert.ok(
       rows.filter((r) => r.answer !== null).length >= rows.length * 0.8,
@@ -333,9 +329,7 @@ Deno.test("judge mode: an OpenAI-compatible judge scores teacher and student res
       ),
     });
   });
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
-  try {
-    const base = `http://127.0.0.1:${server.addr.port}/v1`;
+  await withServer(app, async (base) => {
     const args = [
       "--set",
       `runsDir=${dir}`,
@@ -355,10 +349,7 @@ Deno.test("judge mode: an OpenAI-compatible judge scores teacher and student res
     const { code, stderr } = await runToEnd(args);
     assert.equal(code, 0, stderr);
     const labels = await readJson(`${dir}/judge/labels.json`);
-    const teacher = (await Deno.readTextFile(`${dir}/judge/teacher/u00000.jsonl`)).trim().split(
-      "\n",
-    )
-      .map((l) => JSON.parse(l));
+    const teacher = await readJsonl(`${dir}/judge/teacher/u00000.jsonl`);
     const first = labels.find((l: { id: string }) => l.id === teacher[0].id);
     // The verdict recorded for a response is the judge's rule applied to it.
     assert.equal(
@@ -368,7 +359,5 @@ Deno.test("judge mode: an OpenAI-compatible judge scores teacher and student res
     const judged = await readJson(`${dir}/judge/student_judged.json`);
     assert.ok(judged.every((v: number) => v === 0 || v === 1));
     assert.ok(calls >= labels.length);
-  } finally {
-    await server.shutdown();
-  }
+  });
 });

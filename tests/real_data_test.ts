@@ -13,14 +13,12 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { extractStrict } from "../src/tasks/answers.ts";
+import { readJsonl, withServer } from "./support/serve.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const CLI = `${ROOT}src/cli/distill.ts`;
 const DATA = `${ROOT}tests/fixtures/data`;
 const STUDENT = `${ROOT}tests/fixtures/stories260K`;
-
-const readJsonl = async (path: string) =>
-  (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 
 /** A teacher that answers with `solve(prompt)`, and every third sample with `wrong(prompt)`. */
 function teacherApp(solve: (prompt: string) => string, wrong: (prompt: string) => string) {
@@ -92,13 +90,10 @@ async function withTeacher(
   fn: (baseUrl: string) => Promise<void>,
 ) {
   const { app, calls } = teacherApp(solve, wrong);
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
-  try {
-    await fn(`http://127.0.0.1:${server.addr.port}/v1`);
+  await withServer(app, async (baseUrl) => {
+    await fn(baseUrl);
     assert.ok(calls() > 0, "the teacher endpoint was never called");
-  } finally {
-    await server.shutdown();
-  }
+  });
 }
 
 async function checkRun(dir: string, golds: Map<string, string>, kept: number) {
