@@ -152,11 +152,19 @@ Deno.test("kill -9 during generation and during training, then the same command:
   // Mid sft: after its first checkpoint (step 3 of 8).
   await killWhen(args, `${run}/sft/latest.json`);
   assert.ok((await readJson(`${run}/sft/latest.json`)).step < 8);
+  // The killed attempts' seconds, recorded before each unit and checkpoint.
+  const spent = await readJson(`${run}/stage_time.json`);
+  assert.ok(spent["teacher-generate"] > 0 && spent.sft > 0, JSON.stringify(spent));
   const { code, stderr } = await runToEnd(args);
   assert.equal(code, 0, stderr);
   const a = await readJson(`${dir}/straight/report.json`);
   const b = await readJson(`${run}/report.json`);
   assert.deepEqual(stable(b), stable(a));
+  // A resumed stage's wall time counts its interrupted attempt too.
+  const wall = (stage: string) =>
+    b.compute.find((c: { stage: string }) => c.stage === stage).wallSeconds;
+  assert.ok(wall("teacher-generate") > spent["teacher-generate"]);
+  assert.ok(wall("sft") > spent.sft);
   // The final student is bit-identical too.
   const weights = async (r: string) => {
     const l = await readJson(`${r}/sft/latest.json`);

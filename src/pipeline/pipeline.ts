@@ -84,7 +84,17 @@ export async function runPipeline(
       ctx.log(`${name}: done earlier, skipped`);
       continue;
     }
-    const summary = await STAGES[name].run(ctx);
+    const prior = await ctx.run.startStageClock(name);
+    let summary;
+    try {
+      summary = await STAGES[name].run(ctx);
+    } finally {
+      ctx.run.stopStageClock();
+    }
+    // A resumed stage's wall time includes its interrupted attempts.
+    if (summary.wallSeconds !== undefined) {
+      summary = { ...summary, wallSeconds: prior + summary.wallSeconds };
+    }
     await ctx.metrics.flush();
     await ctx.run.markStageDone(name, summary);
   }

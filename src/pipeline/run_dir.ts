@@ -59,6 +59,7 @@ async function syncDir(dir: string): Promise<void> {
 export class RunDir {
   readonly root: string;
   #stageLock: Promise<unknown> = Promise.resolve();
+  #clock: { stage: string; prior: number; start: number } | null = null;
 
   constructor(root: string) {
     this.root = root;
@@ -71,7 +72,42 @@ export class RunDir {
 
   /** Writes `value` as pretty JSON, atomically. */
   async writeJson(rel: string, value: unknown): Promise<void> {
+    await this.saveStageClock();
     await writeFileAtomic(this.path(rel), JSON.stringify(value, null, 2) + "\n");
+  }
+
+  /**
+   * Starts timing `stage`, continuing from the seconds an interrupted attempt
+   * spent on it (stage_time.json), and returns those seconds.
+   */
+  async startStageClock(stage: string): Promise<number> {
+    const prior = (await this.#stageTimes())[stage] ?? 0;
+    this.#clock = { stage, prior, start: performance.now() };
+    return prior;
+  }
+
+  stopStageClock(): void {
+    this.#clock = null;
+  }
+
+  /**
+   * Records the running stage's seconds so far. Every unit and checkpoint write
+   * calls it first, so a kill -9 loses only the time since the last one and a
+   * resumed stage's wall time counts its interrupted attempts.
+   */
+  async saveStageClock(): Promise<void> {
+    const c = this.#clock;
+    if (!c) return;
+    const times = await this.#stageTimes();
+    times[c.stage] = c.prior + (performance.now() - c.start) / 1000;
+    await writeFileAtomic(this.path("stage_time.json"), JSON.stringify(times) + "\n");
+  }
+
+  async #stageTimes(): Promise<Record<string, number>> {
+    const v = await this.readJson("stage_time.json");
+    return v !== null && typeof v === "object" && !Array.isArray(v)
+      ? v as Record<string, number>
+      : {};
   }
 
   /** The parsed JSON at `rel`, or null if the file does not exist. */
@@ -87,6 +123,7 @@ export class RunDir {
 
   /** Writes `text`, atomically. */
   async writeText(rel: string, text: string): Promise<void> {
+    await this.saveStageClock();
     await writeFileAtomic(this.path(rel), text);
   }
 
@@ -179,6 +216,7 @@ export class JsonlShards {
   async writeUnit(unitId: string, rows: object[]): Promise<void> {
     checkUnitId(unitId);
     const text = rows.map((r) => JSON.stringify(r) + "\n").join("");
+    await this.dir.saveStageClock();
     await writeFileAtomic(this.#file(unitId), text);
   }
 
