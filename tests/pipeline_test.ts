@@ -143,6 +143,66 @@ Deno.test("reward.init starts the reward model from another checkpoint with the 
   );
 });
 
+Deno.test("a logprob reward model from the teacher, and PPO with group advantages", async () => {
+  // The straight run's first four stages, then the rest with the two options.
+  const run = `${dir}/logprob-group`;
+  await Deno.mkdir(run, { recursive: true });
+  for (const part of ["teacher", "labels.json", "sft", "student"]) {
+    await new Deno.Command("cp", { args: ["-r", `${dir}/straight/${part}`, run] }).output();
+  }
+  const stages = await readJson(`${dir}/straight/stages.json`);
+  const { "reward-train": _, ppo: _p, eval: _e, ...before } = stages;
+  await Deno.writeTextFile(`${run}/stages.json`, JSON.stringify(before));
+  const sets = [
+    "reward.score=logprob",
+    `reward.init=${ROOT}models/arith-teacher`,
+    "ppo.advantage=group",
+    "ppo.samplesPerPrompt=3",
+    "ppo.promptsPerIteration=2",
+    "ppo.rewardModelOutput=probability",
+    'ppo.rewards=["model","gold"]',
+  ].flatMap((s) => ["--set", s]);
+  const ok = await runToEnd([...sets, "--set", `runsDir=${dir}`, "--name", "logprob-group"]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const head = await readJson(`${run}/rm/reward_head.json`);
+  assert.equal(head.kind, "logprob");
+  assert.ok(Number.isFinite(head.scale) && Number.isFinite(head.bias));
+  // The reward model is the teacher's LM, fine-tuned: no score head.
+  const latest = await readJson(`${run}/rm/latest.json`);
+  assert.deepEqual((await readJson(`${run}/${latest.dir}/config.json`)).architectures, [
+    "LlamaForCausalLM",
+  ]);
+  const held = await readJson(`${run}/rm/heldout.json`);
+  assert.ok(held.length > 0 && held.every((h: { score: number }) => Number.isFinite(h.score)));
+  // No value model with group advantages; rewards on the 0-1 scale.
+  for (const rel of ["ppo", "ppo-gold"]) {
+    const ckpt = (await readJson(`${run}/${rel}/latest.json`)).dir;
+    await Deno.stat(`${run}/${ckpt}/policy/model.safetensors`);
+    await assert.rejects(Deno.stat(`${run}/${ckpt}/value`));
+  }
+  const metrics = await readJsonl(`${run}/metrics.jsonl`);
+  const rewards = metrics.filter((m) => m.stage === "ppo" && m.name === "reward");
+  assert.equal(rewards.length, 2);
+  // Probabilities, less the penalties for a missing answer or EOS (1 each).
+  for (const r of rewards) assert.ok(r.value >= -2 && r.value <= 1, `reward ${r.value}`);
+  assert.ok(metrics.some((m) => m.stage === "ppo-gold" && m.name === "trained_fraction"));
+  const report = await readJson(`${run}/report.json`);
+  assert.ok("PPO student (gold reward)" in report.eval.rows);
+  // One clear line when group advantages have no group.
+  const bad = await runToEnd([
+    "ppo",
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "logprob-group",
+    "--set",
+    "ppo.advantage=group",
+  ]);
+  assert.notEqual(bad.code, 0);
+  assert.equal(bad.errors.length, 1, bad.stderr);
+  assert.match(bad.errors[0], /^error: ppo: advantage "group" .*samplesPerPrompt must be >= 2/);
+});
+
 Deno.test("kill -9 during generation and during training, then the same command: the same report", async () => {
   const args = ["--set", `runsDir=${dir}`, "--name", "killed"];
   const run = `${dir}/killed`;

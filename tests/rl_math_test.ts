@@ -1,7 +1,14 @@
 /** PPO arithmetic and reward-model losses against hand-computed values. */
 import assert from "node:assert/strict";
 import * as E from "../mod.ts";
-import { AdaptiveKl, gae, klRewards, whiten } from "../src/train/ppo_math.ts";
+import {
+  AdaptiveKl,
+  gae,
+  groupAdvantages,
+  klRewards,
+  mixedGroups,
+  whiten,
+} from "../src/train/ppo_math.ts";
 import { bceWithLogits, bradleyTerry } from "../src/train/reward_loss.ts";
 import { assertClose } from "./support/assert.ts";
 import "./support/gpu.ts";
@@ -31,6 +38,23 @@ Deno.test("GAE matches the recursion computed by hand", () => {
   const { advantages, returns } = gae(r, v, mask, 1, 4, g, l);
   assertClose(advantages, [0, a0, a1, a2]);
   assertClose(returns, [0, a0 + 0.5, a1 + 0.4, a2 + 0.3]);
+});
+
+Deno.test("group advantages: each response's return minus the mean of the others' (RLOO)", () => {
+  // Two groups of 3 rows, 3 positions each; position 0 is the prompt.
+  const mask = new Float32Array([0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1]);
+  const r = new Float32Array([9, 1, 0.5, 9, 2, 9, 9, 0, 0, 9, 0, -1, 9, 0, 4, 9, 0, 1]);
+  // Returns over masked positions: 1.5, 2, 0 | -1, 4, 1.
+  const a = [1.5 - 1, 2 - 0.75, 0 - 1.75, -1 - 2.5, 4 - 0, 1 - 1.5];
+  const got = groupAdvantages(r, mask, 6, 3, 3);
+  const want = Array.from(mask, (m, i) => (m ? a[Math.floor(i / 3)] : 0));
+  assertClose(got, want);
+  assert.throws(() => groupAdvantages(r, mask, 6, 3, 4), /do not form groups of 4/);
+});
+
+Deno.test("only groups whose scores differ are trained on", () => {
+  assert.deepEqual(mixedGroups([1, 1, 0, 1, 0, 0, 2, 2], 2), [2, 3]);
+  assert.deepEqual(mixedGroups([1, 1, 1, 0.5], 4), [0, 1, 2, 3]);
 });
 
 Deno.test("whitening gives masked mean 0 and unbiased variance 1", () => {

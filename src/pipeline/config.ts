@@ -125,6 +125,11 @@ export const configSchema = obj({
       default: "",
       doc: "checkpoint to start the reward model from (empty: the SFT student); same tokenizer",
     }),
+    score: oneOf(["last-token", "logprob"], {
+      default: "last-token",
+      doc: "last-token: a scalar head on the last token (TRL); " +
+        "logprob: scale · the LM's mean log-prob of the response + bias",
+    }),
     steps: int({ default: 80, min: 0 }),
     batchSize: int({ default: 32, min: 2 }),
     lr: num({ default: 1e-3, min: 0 }),
@@ -151,8 +156,19 @@ export const configSchema = obj({
       doc:
         "one PPO run per entry: model = the learned reward model (the method); pseudo = match with the pseudo-label; gold = gold correctness (an upper bound the method cannot use)",
     }),
+    advantage: oneOf(["gae", "group"], {
+      default: "gae",
+      doc: "gae: a separate value model and GAE (TRL PPOTrainer); " +
+        "group: each response against the mean of the other responses to its prompt " +
+        "(RLOO), no value model; needs samplesPerPrompt >= 2",
+    }),
+    samplesPerPrompt: int({ default: 1, min: 1, doc: "responses per prompt per iteration" }),
+    rewardModelOutput: oneOf(["logit", "probability"], {
+      default: "logit",
+      doc: "the learned reward model's score as reward: its logit (TRL) or sigmoid(logit)",
+    }),
     lr: num({ default: 5e-5, min: 0 }),
-    valueLr: num({ default: 5e-4, min: 0 }),
+    valueLr: num({ default: 5e-4, min: 0, doc: "the value model's (advantage gae)" }),
     valueWarmupSteps: int({ default: 0, min: 0, doc: "value-model steps before the policy moves" }),
     klCoef: num({ default: 0.1, min: 0 }),
     klTarget: num({

@@ -1,11 +1,15 @@
 /**
  * Stage 6, ppo: the student is optimised against a reward (by default the
- * learned reward model) with a separate value model and GAE, clipped policy
- * and value losses, a KL penalty to the SFT reference (fixed or adaptive),
- * whitened advantages, and penalties for responses with no final answer or
- * no EOS. Iterations are seeded by their index, so a resumed run repeats
- * the uninterrupted one.
+ * learned reward model) with the clipped policy loss, a KL penalty to the
+ * SFT reference (fixed or adaptive), whitened advantages, and penalties for
+ * responses with no final answer or no EOS. Advantages come from a separate
+ * value model and GAE (ppo.advantage "gae", TRL's PPOTrainer), or from
+ * several responses per prompt, each against the mean of the others
+ * ("group", TRL's RLOOTrainer); groups whose responses all score the same
+ * carry no signal and are not trained on. Iterations are seeded by their
+ * index, so a resumed run repeats the uninterrupted one.
  */
+import { EngineError } from "../errors.ts";
 import { noGrad } from "../autograd/tape.ts";
 import * as E from "../tensor/api.ts";
 import { keep, readAll, type Tensor, tidy } from "../tensor/tensor.ts";
@@ -13,14 +17,21 @@ import { generate } from "../generate/generate.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 import type { CausalLM } from "../model/llama.ts";
 import { sameAnswer } from "../tasks/answers.ts";
-import { AdaptiveKl, gae, klRewards, whiten } from "../train/ppo_math.ts";
+import {
+  AdaptiveKl,
+  gae,
+  groupAdvantages,
+  klRewards,
+  mixedGroups,
+  whiten,
+} from "../train/ppo_math.ts";
 import { policyLoss, tokenLogprobs, tokenValues, valueLoss } from "../train/ppo.ts";
 import { Trainer } from "../train/trainer.ts";
 import { padLength } from "../train/batch.ts";
 import { hash32, rng, type StageContext, type StageSummary } from "./context.ts";
 import { readLabels } from "./label.ts";
 import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
-import { scoreAll } from "./reward_train.ts";
+import { loadRewardModel, scoreAll } from "./reward_train.ts";
 
 interface PpoState {
   iteration: number;
@@ -52,6 +63,12 @@ export function ppoDir(reward: RewardSource): string {
 /** One PPO run per configured reward source (the method, and any baselines). */
 export async function ppoStage(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
+  const { advantage, samplesPerPrompt } = ctx.cfg.ppo;
+  if (advantage === "group" && samplesPerPrompt < 2) {
+    throw new EngineError(
+      `ppo: advantage "group" compares responses to one prompt; ppo.samplesPerPrompt must be >= 2, got ${samplesPerPrompt}`,
+    );
+  }
   const out: StageSummary = { tokensGenerated: 0, tokensTrained: 0 };
   for (const reward of ctx.cfg.ppo.rewards as RewardSource[]) {
     const s = await ppoRun(ctx, reward, ppoDir(reward));
@@ -74,32 +91,36 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
   const { model: policy, tokenizer } = await loadPretrained(
     resumeDir ? `${resumeDir}/policy` : sftDir,
   );
-  const { model: value } = await loadPretrained(resumeDir ? `${resumeDir}/value` : sftDir, {
-    head: "score",
-  });
+  const group = cfg.advantage === "group";
+  const value = group
+    ? null
+    : (await loadPretrained(resumeDir ? `${resumeDir}/value` : sftDir, { head: "score" })).model;
   const { model: ref } = await loadPretrained(sftDir);
-  const rm = cfg.reward === "model"
-    ? (await loadPretrained(await modelDir(ctx, "rm"), { head: "score" })).model
-    : null;
+  const rm = cfg.reward === "model" ? await loadRewardModel(ctx) : null;
   const policyTrainer = new Trainer(policy, {
     lr: cfg.lr,
     totalSteps: 1,
     schedule: "constant",
     maxGradNorm: cfg.maxGradNorm,
   });
-  const valueTrainer = new Trainer(value, {
-    lr: cfg.valueLr,
-    totalSteps: 1,
-    schedule: "constant",
-    maxGradNorm: cfg.maxGradNorm,
-  });
+  const valueTrainer = value &&
+    new Trainer(value, {
+      lr: cfg.valueLr,
+      totalSteps: 1,
+      schedule: "constant",
+      maxGradNorm: cfg.maxGradNorm,
+    });
   const state: PpoState = resumeDir
     ? ((await ctx.run.readJson(`${latest!.dir}/state.json`)) as PpoState)
     : { iteration: 0, beta: cfg.klCoef, tokensGenerated: 0, tokensTrained: 0 };
   if (resumeDir) {
     await policyTrainer.resume(`${resumeDir}/policy`);
-    await valueTrainer.resume(`${resumeDir}/value`);
+    await valueTrainer?.resume(`${resumeDir}/value`);
   }
+  const saveModels = async (dir: string) => {
+    await policyTrainer.save(`${dir}/policy`, tokenizer);
+    await valueTrainer?.save(`${dir}/value`, tokenizer);
+  };
   const kl = new AdaptiveKl(state.beta, cfg.klTarget, cfg.klHorizon);
   const pool = cfg.reward === "pseudo"
     ? ctx.train.filter((q) => labels.get(q.id)?.kept)
@@ -125,7 +146,7 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     const qs = Array.from(
       { length: cfg.promptsPerIteration },
       () => pool[Math.floor(r() * pool.length)],
-    );
+    ).flatMap((q) => Array(cfg.samplesPerPrompt).fill(q));
     const prompts = qs.map((q) => tokenizer.encode(q.prompt));
     const gens = await generate(policy, tokenizer, prompts, {
       maxNewTokens: cfg.maxNewTokens,
@@ -145,8 +166,13 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
       for (let j = prompts[b].length - 1; j < s.length - 1; j++) mask[b * (T - 1) + j] = 1;
     });
     let scores: Float32Array;
-    if (rm) scores = await scoreAll(rm, seqs, pad, 128);
-    else {
+    if (rm) {
+      scores = await scoreAll(rm.scorer, seqs, prompts.map((p) => p.length), 128);
+      // On the gold reward's 0-1 scale, a KL coefficient means the same for every reward source.
+      if (cfg.rewardModelOutput === "probability") {
+        scores = scores.map((s) => 1 / (1 + Math.exp(-s)));
+      }
+    } else {
       scores = Float32Array.from(gens, (g, b) => {
         const answer = ctx.task.extract(g.text);
         const target = cfg.reward === "gold"
@@ -183,7 +209,7 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
           return [
             tokenLogprobs(policy, ids, cfg.temperature).logp,
             tokenLogprobs(ref, ids, cfg.temperature).logp,
-            tokenValues(value, ids),
+            ...(value ? [tokenValues(value, ids)] : []),
           ];
         })
       );
@@ -192,15 +218,24 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
       return host as Float32Array[];
     })();
     const { rewards, kl: klTok } = klRewards(logp, refLogp, ro.mask, ro.scores, B, W, kl.beta);
-    const { advantages, returns } = gae(rewards, values, ro.mask, B, W, cfg.gamma, cfg.lam);
+    const { advantages, returns } = value
+      ? gae(rewards, values, ro.mask, B, W, cfg.gamma, cfg.lam)
+      : {
+        advantages: groupAdvantages(rewards, ro.mask, B, W, cfg.samplesPerPrompt),
+        returns: new Float32Array(0),
+      };
     const adv = cfg.whitenAdvantages ? whiten(advantages, ro.mask) : advantages;
+    // With group advantages, a group whose scores are all equal differs only by its KL.
+    const trained = group
+      ? mixedGroups(ro.scores, cfg.samplesPerPrompt)
+      : Array.from({ length: B }, (_, i) => i);
 
     // Minibatch updates over shuffled rows.
     const r = rng(ctx.cfg.seed, 20000 + it);
     const stats: Tensor[] = [];
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-      const order = Array.from({ length: B }, (_, i) => i).sort(() => r() - 0.5);
-      for (let at = 0; at < B; at += cfg.miniBatch) {
+      const order = [...trained].sort(() => r() - 0.5);
+      for (let at = 0; at < order.length; at += cfg.miniBatch) {
         const rows = order.slice(at, at + cfg.miniBatch);
         const pick = <A extends Float32Array | Int32Array>(src: A, width: number): A => {
           const out = new (src.constructor as { new (n: number): A })(rows.length * width);
@@ -233,24 +268,28 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
           }]));
           stats.push(...out);
         }
-        stats.push(valueTrainer.trainStep([() => {
-          const ids = E.tensor(mbIds, [rows.length, T]);
-          return valueLoss(
-            tokenValues(value, ids),
-            E.tensor(pick(values, W), shape),
-            E.tensor(pick(returns, W), shape),
-            E.tensor(pick(ro.mask, W), shape),
-            cfg.valueClip,
-          );
-        }]));
+        if (valueTrainer) {
+          stats.push(valueTrainer.trainStep([() => {
+            const ids = E.tensor(mbIds, [rows.length, T]);
+            return valueLoss(
+              tokenValues(valueTrainer.model, ids),
+              E.tensor(pick(values, W), shape),
+              E.tensor(pick(returns, W), shape),
+              E.tensor(pick(ro.mask, W), shape),
+              cfg.valueClip,
+            );
+          }]));
+        }
       }
     }
     const host = (await readAll(stats)).map((h) => h[0]);
     stats.forEach((t) => t.destroy());
-    const per = it >= cfg.valueWarmupSteps ? 4 : 1;
+    // Per minibatch: policy loss, clipfrac and entropy (once the policy moves), value loss.
+    const policyStats = it >= cfg.valueWarmupSteps ? 3 : 0;
+    const per = policyStats + (valueTrainer ? 1 : 0);
     const mean = (k: number) => {
       const v = host.filter((_, i) => i % per === k);
-      return v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
+      return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
     };
     const seqKl = Array.from({ length: B }, (_, b) => {
       let s = 0;
@@ -263,10 +302,11 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     const metrics = {
       reward: ro.scores.reduce((a, b) => a + b, 0) / B,
       kl: meanKl,
-      entropy: per === 4 ? mean(2) : NaN,
-      clipfrac: per === 4 ? mean(1) : NaN,
-      policy_loss: per === 4 ? mean(0) : NaN,
-      value_loss: mean(per - 1),
+      entropy: policyStats ? mean(2) : NaN,
+      clipfrac: policyStats ? mean(1) : NaN,
+      policy_loss: policyStats ? mean(0) : NaN,
+      value_loss: valueTrainer ? mean(per - 1) : NaN,
+      trained_fraction: trained.length / B,
       response_length: ro.lengths.reduce((a, b) => a + b, 0) / B,
       beta: kl.beta,
     };
@@ -275,24 +315,22 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     bar.tick(1, { reward: +metrics.reward.toFixed(3), kl: +metrics.kl.toFixed(3) });
     if ((it + 1) % cfg.checkpointEvery === 0 || it + 1 === cfg.iterations) {
       await saveCheckpoint(ctx, rel, it + 1, async (dir) => {
-        await policyTrainer.save(`${dir}/policy`, tokenizer);
-        await valueTrainer.save(`${dir}/value`, tokenizer);
+        await saveModels(dir);
         await saveState(dir, it + 1);
       });
     }
   }
   if (cfg.iterations === 0 && !latest) {
     await saveCheckpoint(ctx, rel, 0, async (dir) => {
-      await policyTrainer.save(`${dir}/policy`, tokenizer);
-      await valueTrainer.save(`${dir}/value`, tokenizer);
+      await saveModels(dir);
       await saveState(dir, 0);
     });
   }
   await ctx.metrics.flush();
   bar.done();
-  for (const m of [policy, value, ref, rm] as (CausalLM | null)[]) m?.destroy();
+  for (const m of [policy, value, ref, rm?.model] as (CausalLM | null | undefined)[]) m?.destroy();
   policyTrainer.destroy();
-  valueTrainer.destroy();
+  valueTrainer?.destroy();
   return {
     tokensGenerated,
     tokensTrained,

@@ -1,9 +1,11 @@
 /**
- * Stage 5, reward-train: a scalar head on a transformer (initialised from
- * the SFT student) learns which responses agree with the pseudo-labels,
- * from teacher and student responses alike. Pointwise binary cross-entropy
- * on the last token's score, optionally plus a pairwise Bradley–Terry term;
- * accuracy, AUC and calibration are measured on held-out questions.
+ * Stage 5, reward-train: a transformer (initialised from the SFT student,
+ * or reward.init) learns which responses agree with the pseudo-labels, from
+ * teacher and student responses alike. The score is a scalar head on the
+ * last token (reward.score "last-token", as TRL) or the LM's mean log-prob
+ * of the response, scaled ("logprob"). Pointwise binary cross-entropy,
+ * optionally plus a pairwise Bradley–Terry term; accuracy, AUC and
+ * calibration are measured on held-out questions.
  */
 import { EngineError } from "../errors.ts";
 import { noGrad } from "../autograd/tape.ts";
@@ -20,6 +22,7 @@ import { hash32, type ResponseRow, rng, type StageContext, type StageSummary } f
 import { isPositive, readLabels, teacherRows } from "./label.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
 import { trainLoop } from "./sft.ts";
+import { fitLogistic, type LogprobHead, logprobScores } from "../train/logprob_reward.ts";
 
 export interface ScoredRow {
   id: string;
@@ -27,7 +30,12 @@ export interface ScoredRow {
   answer: string | null;
   label: number;
   tokens: number[];
+  /** Index of the first response token in `tokens`. */
+  start: number;
 }
+
+/** Scores [B] of sequences whose responses begin at `starts`. */
+export type Scorer = (seqs: number[][], starts: number[]) => Tensor;
 
 /** Prompt + response tokens, ending in EOS where the response ended by itself. */
 export function sequenceOf(tokenizer: Tokenizer, r: ResponseRow, maxLen: number): number[] {
@@ -58,16 +66,38 @@ export function lastScores(model: CausalLM, seqs: number[][], pad: number): Tens
   return E.gatherLast(model.scores(model.forward(ids)), last);
 }
 
+/** The scorer of a reward model: its score head, or its LM's log-probs through `head`. */
+export function scorerOf(model: CausalLM, head: LogprobHead | null, pad: number): Scorer {
+  return head
+    ? (seqs, starts) => logprobScores(model, head, seqs, starts, pad)
+    : (seqs) => lastScores(model, seqs, pad);
+}
+
+/** The trained reward model of a run, and how it scores. */
+export async function loadRewardModel(
+  ctx: StageContext,
+): Promise<{ model: CausalLM; scorer: Scorer }> {
+  const dir = await modelDir(ctx, "rm");
+  const head = (await ctx.run.readJson(HEAD_FILE)) as LogprobHead | null;
+  const { model, tokenizer } = await loadPretrained(dir, head ? undefined : { head: "score" });
+  return { model, scorer: scorerOf(model, head, tokenizer.padId ?? 0) };
+}
+
+/** Where a logprob reward model keeps its fitted scale and bias. */
+const HEAD_FILE = "rm/reward_head.json";
+
 /** Scores of many sequences, in batches, with no tape. */
 export async function scoreAll(
-  model: CausalLM,
+  scorer: Scorer,
   seqs: number[][],
-  pad: number,
+  starts: number[],
   batch: number,
 ): Promise<Float32Array> {
   const parts: Tensor[] = [];
   for (let i = 0; i < seqs.length; i += batch) {
-    parts.push(noGrad(() => tidy(() => lastScores(model, seqs.slice(i, i + batch), pad))));
+    parts.push(
+      noGrad(() => tidy(() => scorer(seqs.slice(i, i + batch), starts.slice(i, i + batch)))),
+    );
   }
   const host = await readAll(parts);
   parts.forEach((p) => p.destroy());
@@ -79,6 +109,15 @@ export async function scoreAll(
   }
   return out;
 }
+
+/** Rows the scale and bias are fitted on at most: two parameters need few. */
+const FIT_ROWS = 4096;
+const UNIT_HEAD: LogprobHead = { kind: "logprob", scale: 1, bias: 0 };
+
+const seqsOf = (rows: ScoredRow[]): [number[][], number[]] => [
+  rows.map((r) => r.tokens),
+  rows.map((r) => r.start),
+];
 
 /** Area under the ROC curve: the chance a random positive outscores a random negative (ties count half). */
 export function auc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
@@ -146,6 +185,7 @@ export async function rewardData(ctx: StageContext, tokenizer: Tokenizer) {
     answer: r.answer,
     label,
     tokens: sequenceOf(tokenizer, r, cfg.maxLen),
+    start: Math.min(tokenizer.encode(r.prompt).length, cfg.maxLen),
   }));
   const held = (id: string) =>
     (hash32(`${id}:${ctx.cfg.seed}`) % 10000) / 10000 < cfg.heldOutFraction;
@@ -175,7 +215,8 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
   const latest = await latestCheckpoint(ctx, "rm");
   const student = await modelDir(ctx, "sft");
   const init = latest ? ctx.run.path(latest.dir) : (cfg.init || student);
-  const { model, tokenizer } = await loadPretrained(init, { head: "score" });
+  const logprob = cfg.score === "logprob";
+  const { model, tokenizer } = await loadPretrained(init, logprob ? undefined : { head: "score" });
   if (!latest && cfg.init) await requireSameTokenizer(cfg.init, tokenizer, student);
   const { train, heldOut } = await rewardData(ctx, tokenizer);
   const pos = train.filter((r) => r.label === 1);
@@ -189,6 +230,19 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
     weightDecay: cfg.weightDecay,
   });
   if (latest) await trainer.resume(init);
+  // The logprob model trains through the scale and bias fitted at its start
+  // (kept, so that a resumed run trains as the uninterrupted one).
+  const fit = async (all: ScoredRow[]): Promise<LogprobHead> => {
+    const rows = all.filter((_, i) => i % Math.ceil(all.length / FIT_ROWS) === 0);
+    const m = await scoreAll(scorerOf(model, UNIT_HEAD, pad), ...seqsOf(rows), 128);
+    return { kind: "logprob", ...fitLogistic(m, rows.map((r) => r.label), cfg.balance) };
+  };
+  let head: LogprobHead | null = null;
+  if (logprob) {
+    head = (await ctx.run.readJson("rm/head_init.json")) as LogprobHead | null;
+    if (!head) await ctx.run.writeJson("rm/head_init.json", head = await fit(train));
+  }
+  const scorer = scorerOf(model, head, pad);
   let tokens = 0;
   const batchAt = (s: number) => {
     const r = rng(ctx.cfg.seed, 5000 + s);
@@ -213,7 +267,7 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
       const rows = batchAt(s);
       tokens += rows.reduce((a, r) => a + r.tokens.length, 0);
       return trainer.trainStep([() => {
-        const scores = lastScores(model, rows.map((r) => r.tokens), pad);
+        const scores = scorer(...seqsOf(rows));
         let loss = bceWithLogits(scores, E.tensor(rows.map((r) => r.label)));
         if (cfg.pairwiseWeight > 0 && cfg.balance) {
           const half = Math.floor(rows.length / 2);
@@ -225,7 +279,8 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
     },
     save: (dir) => trainer.save(dir, tokenizer),
   });
-  const scores = await scoreAll(model, heldOut.map((r) => r.tokens), pad, 128);
+  if (logprob) await ctx.run.writeJson(HEAD_FILE, head = await fit(train));
+  const scores = await scoreAll(scorerOf(model, head, pad), ...seqsOf(heldOut), 128);
   const metrics = classifierMetrics(scores, heldOut.map((r) => r.label));
   await ctx.run.writeJson(
     "rm/heldout.json",

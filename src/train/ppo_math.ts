@@ -62,6 +62,47 @@ export function gae(
   return { advantages, returns };
 }
 
+/**
+ * RLOO's advantages (Ahmadian et al. 2024): rows come in groups of `k`
+ * responses to one prompt; each row's return (its rewards summed over the
+ * response, KL penalty included) minus the mean return of the other k - 1,
+ * on every response token of the row.
+ */
+export function groupAdvantages(
+  rewards: Float32Array,
+  mask: Float32Array,
+  B: number,
+  T: number,
+  k: number,
+): Float32Array {
+  if (k < 2 || B % k !== 0) {
+    throw new Error(`groupAdvantages: ${B} rows do not form groups of ${k} (need k >= 2)`);
+  }
+  const ret = new Float64Array(B);
+  for (let i = 0; i < B * T; i++) if (mask[i]) ret[Math.floor(i / T)] += rewards[i];
+  const out = new Float32Array(B * T);
+  for (let g = 0; g < B; g += k) {
+    let sum = 0;
+    for (let b = g; b < g + k; b++) sum += ret[b];
+    for (let b = g; b < g + k; b++) {
+      const a = ret[b] - (sum - ret[b]) / (k - 1);
+      for (let t = 0; t < T; t++) if (mask[b * T + t]) out[b * T + t] = a;
+    }
+  }
+  return out;
+}
+
+/** The rows of groups of `k` whose scores are not all equal (DAPO's dynamic sampling). */
+export function mixedGroups(scores: ArrayLike<number>, k: number): number[] {
+  const rows: number[] = [];
+  for (let g = 0; g < scores.length; g += k) {
+    let mixed = false;
+    for (let b = g + 1; b < g + k; b++) if (scores[b] !== scores[g]) mixed = true;
+    if (mixed) { for (let b = g; b < g + k; b++) rows.push(b); }
+  }
+  return rows;
+}
+
 /** Shifts and scales the masked entries to mean 0, variance 1 (TRL's masked_whiten). */
 export function whiten(x: Float32Array, mask: Float32Array, shiftMean = true): Float32Array {
   let n = 0;

@@ -1,0 +1,66 @@
+/** The logprob reward model: its score against float64, and its logistic fit at the optimum. */
+import assert from "node:assert/strict";
+import * as E from "../mod.ts";
+import { smallConfig } from "../src/model/config.ts";
+import { CausalLM } from "../src/model/llama.ts";
+import { fitLogistic, logprobScores } from "../src/train/logprob_reward.ts";
+import { assertClose } from "./support/assert.ts";
+import { logSoftmaxRow, rng } from "./support/reference.ts";
+import "./support/gpu.ts";
+
+const config = smallConfig({
+  vocabSize: 19,
+  hiddenSize: 32,
+  numLayers: 2,
+  numHeads: 4,
+  maxPositionEmbeddings: 64,
+});
+
+Deno.test("logprob score = scale · mean log-prob of the response tokens + bias, as float64", async () => {
+  // Random weights at std 0.3, so that log-probs differ from token to token.
+  const model = CausalLM.init(config, 5, 0.3);
+  const r = rng(3);
+  const seqs = [9, 14, 5].map((n) => Array.from({ length: n }, () => 1 + Math.floor(r() * 18)));
+  const starts = [4, 11, 1];
+  const head = { kind: "logprob" as const, scale: 2.5, bias: -0.75 };
+  const got = E.noGrad(() => logprobScores(model, head, seqs, starts, 0));
+  const want = await Promise.all(seqs.map(async (s, b) => {
+    const logits = E.noGrad(() =>
+      model.logits(model.forward(E.tensor(Int32Array.from(s), [1, s.length])))
+    );
+    const [h] = await E.readAll([logits]);
+    logits.destroy();
+    let sum = 0;
+    for (let j = starts[b]; j < s.length; j++) {
+      const row = Array.from(h.slice((j - 1) * config.vocabSize, j * config.vocabSize));
+      sum += logSoftmaxRow(row)[s[j]];
+    }
+    return head.scale * sum / (s.length - starts[b]) + head.bias;
+  }));
+  const [scores] = await E.readAll([got]);
+  assertClose(scores, want, { rtol: 1e-4, atol: 1e-4 });
+  got.destroy();
+  model.destroy();
+});
+
+Deno.test("the logistic fit sits at the minimum of the (balanced) BCE", () => {
+  const r = rng(11);
+  const x = Array.from({ length: 400 }, () => -3 * r());
+  // Positives grow likelier with x; 1 in 4 positive overall.
+  const y = x.map((v) => (r() < 1 / (1 + Math.exp(-(4 * v + 5))) ? 1 : 0));
+  for (const balance of [false, true]) {
+    const { scale, bias } = fitLogistic(x, y, balance);
+    const pos = y.filter((v) => v).length;
+    const loss = (a: number, b: number) =>
+      x.reduce((acc, v, i) => {
+        const w = balance ? (y[i] ? 0.5 / pos : 0.5 / (x.length - pos)) : 1 / x.length;
+        const z = a * v + b;
+        return acc + w * (Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z))) - y[i] * z);
+      }, 0) + 1e-4 * a * a / 2;
+    const best = loss(scale, bias);
+    for (const [da, db] of [[1e-3, 0], [-1e-3, 0], [0, 1e-3], [0, -1e-3]]) {
+      assert.ok(loss(scale + da, bias + db) > best, `balance ${balance}: a step of ${da},${db}`);
+    }
+    assert.ok(scale > 1, `balance ${balance}: scale ${scale}`);
+  }
+});
