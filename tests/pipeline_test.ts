@@ -159,6 +159,7 @@ Deno.test("a logprob reward model from the teacher, and PPO with group advantage
     "ppo.advantage=group",
     "ppo.samplesPerPrompt=3",
     "ppo.promptsPerIteration=2",
+    "ppo.miniBatch=4",
     "ppo.rewardModelOutput=probability",
     'ppo.rewards=["model","gold"]',
   ].flatMap((s) => ["--set", s]);
