@@ -14,6 +14,7 @@ import { readAll, type Tensor, tidy } from "../tensor/tensor.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 import type { CausalLM } from "../model/llama.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import { readConfig } from "../model/config.ts";
 import { JsonlShards } from "../pipeline/run_dir.ts";
 import { bceWithLogits, bradleyTerry } from "../train/reward_loss.ts";
 import { Trainer } from "../train/trainer.ts";
@@ -78,8 +79,13 @@ export async function loadRewardModel(
   ctx: StageContext,
 ): Promise<{ model: CausalLM; scorer: Scorer }> {
   const dir = await modelDir(ctx, "rm");
-  const head = (await ctx.run.readJson(HEAD_FILE)) as LogprobHead | null;
-  const { model, tokenizer } = await loadPretrained(dir, head ? undefined : { head: "score" });
+  // A checkpoint with a score head is a last-token model; a causal LM is a logprob one.
+  const lastToken = (await readConfig(dir)).head === "score";
+  const head = lastToken ? null : (await ctx.run.readJson(HEAD_FILE)) as LogprobHead | null;
+  if (!lastToken && !head) {
+    throw new EngineError(`${ctx.run.path(HEAD_FILE)}: missing; run reward-train again`);
+  }
+  const { model, tokenizer } = await loadPretrained(dir, lastToken ? { head: "score" } : undefined);
   return { model, scorer: scorerOf(model, head, tokenizer.padId ?? 0) };
 }
 
