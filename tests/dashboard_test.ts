@@ -3,7 +3,8 @@
  * The dashboard in a real headless Chromium (Debian's /usr/bin/chromium,
  * driven by playwright-core), opened DURING a short real pipeline run in this
  * process: it must see a stage's progress value change and the SFT loss chart
- * draw, then the final report; it saves a screenshot to docs/dashboard.png.
+ * draw, then the final report; it saves a screenshot (to docs/dashboard.png
+ * with UPDATE_SCREENSHOT=1, else to a temporary file, so tests leave the tree clean).
  * Skipped (not failed) when /usr/bin/chromium is missing; .ci/run installs it.
  */
 import assert from "node:assert/strict";
@@ -17,7 +18,9 @@ import { type Server, startServer } from "../src/server/app.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const haveChromium = await Deno.stat(CHROMIUM).then((s) => s.isFile, () => false);
-const SCREENSHOT = new URL("../docs/dashboard.png", import.meta.url).pathname;
+const SCREENSHOT = Deno.env.get("UPDATE_SCREENSHOT") === "1"
+  ? new URL("../docs/dashboard.png", import.meta.url).pathname
+  : await Deno.makeTempFile({ suffix: ".png" });
 
 /** What the page shows for each stage: status and units done. */
 function stagesShown(): Record<string, string> {
