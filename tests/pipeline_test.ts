@@ -106,9 +106,9 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
   }
 });
 
-Deno.test("reward.init starts the reward model from another checkpoint with the student's tokenizer", async () => {
-  // The straight run's first four stages, then reward-train alone.
-  const run = `${dir}/rm-init`;
+/** A run folder holding the straight run's stages up to student-generate, marked done. */
+async function afterStudentGenerate(name: string): Promise<string> {
+  const run = `${dir}/${name}`;
   await Deno.mkdir(run, { recursive: true });
   for (const part of ["teacher", "labels.json", "sft", "student"]) {
     await new Deno.Command("cp", { args: ["-r", `${dir}/straight/${part}`, run] }).output();
@@ -116,6 +116,12 @@ Deno.test("reward.init starts the reward model from another checkpoint with the 
   const stages = await readJson(`${dir}/straight/stages.json`);
   const { "reward-train": _, ppo: _p, eval: _e, ...before } = stages;
   await Deno.writeTextFile(`${run}/stages.json`, JSON.stringify(before));
+  return run;
+}
+
+Deno.test("reward.init starts the reward model from another checkpoint with the student's tokenizer", async () => {
+  // The straight run's first four stages, then reward-train alone.
+  const run = await afterStudentGenerate("rm-init");
   const base = ["reward-train", "--set", `runsDir=${dir}`, "--name", "rm-init"];
   const teacher = `${ROOT}models/arith-teacher`;
   const ok = await runToEnd([...base, "--set", `reward.init=${teacher}`]);
@@ -145,14 +151,7 @@ Deno.test("reward.init starts the reward model from another checkpoint with the 
 
 Deno.test("a logprob reward model from the teacher, and PPO with group advantages", async () => {
   // The straight run's first four stages, then the rest with the two options.
-  const run = `${dir}/logprob-group`;
-  await Deno.mkdir(run, { recursive: true });
-  for (const part of ["teacher", "labels.json", "sft", "student"]) {
-    await new Deno.Command("cp", { args: ["-r", `${dir}/straight/${part}`, run] }).output();
-  }
-  const stages = await readJson(`${dir}/straight/stages.json`);
-  const { "reward-train": _, ppo: _p, eval: _e, ...before } = stages;
-  await Deno.writeTextFile(`${run}/stages.json`, JSON.stringify(before));
+  const run = await afterStudentGenerate("logprob-group");
   const sets = [
     "reward.score=logprob",
     `reward.init=${ROOT}models/arith-teacher`,
