@@ -271,6 +271,18 @@ Deno.test("attention (q, k, v) gradients match finite differences with GQA and a
   );
 });
 
+Deno.test("attention split over the batch (scores past the binding limit) has the same gradients", async () => {
+  const [B, Hq, Hkv, Tq, Tk, D] = [3, 4, 2, 3, 5, 4];
+  await gradcheck(
+    "attention split",
+    [inp([B, Hq, Tq, D]), inp([B, Hkv, Tk, D]), inp([B, Hkv, Tk, D])],
+    // Room for two rows' scores per chunk: chunks of 2 and 1.
+    (q, k, v) =>
+      E.attention(q, k, v, { causal: true, qOffset: 2, maxScoreBytes: 2 * Hq * Tq * Tk * 4 }),
+    (q, k, v) => R.attention(q, k, v, [B, Hq, Tq, D], Hkv, Tk, { causal: true, qOffset: 2 }),
+  );
+});
+
 Deno.test("gradients accumulate across backward calls, and noGrad records nothing", async () => {
   const x = E.requiresGrad(E.tensor([1, 2, 3]));
   E.backward(E.sum(E.square(x)));

@@ -237,6 +237,19 @@ Deno.test("attention: causal, grouped-query heads, KV-cache offset and left padd
     );
     const want = R.attention(q, k, v, [c.B, c.Hq, c.Tq, c.D], c.Hkv, c.Tk, c);
     assertClose(await got.data(), want, { what: JSON.stringify(c) });
+    // Scores over the per-binding limit: the batch goes in chunks, one row each here.
+    const split = E.attention(
+      E.tensor(q, [c.B, c.Hq, c.Tq, c.D]),
+      E.tensor(k, [c.B, c.Hkv, c.Tk, c.D]),
+      E.tensor(v, [c.B, c.Hkv, c.Tk, c.D]),
+      {
+        causal: c.causal,
+        qOffset: c.qOffset,
+        keyStart: c.keyStart ? E.tensor(Int32Array.from(c.keyStart)) : undefined,
+        maxScoreBytes: 1,
+      },
+    );
+    assertClose(await split.data(), want, { what: `split ${JSON.stringify(c)}` });
   }
 });
 

@@ -202,31 +202,20 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     const ro = await rollout(it);
     const { B, T } = ro;
     const W = T - 1;
-    // In row chunks of a minibatch: one forward over every rollout can exceed the
-    // adapter's per-binding limit in attention (256 rows × 192 positions did on llvmpipe).
     const [logp, refLogp, values] = await (async () => {
-      const chunks: Tensor[][] = [];
-      for (let at = 0; at < B; at += cfg.miniBatch) {
-        const n = Math.min(cfg.miniBatch, B - at);
-        chunks.push(noGrad(() =>
-          tidy(() => {
-            const ids = E.tensor(ro.ids.subarray(at * T, (at + n) * T), [n, T]);
-            return [
-              tokenLogprobs(policy, ids, cfg.temperature).logp,
-              tokenLogprobs(ref, ids, cfg.temperature).logp,
-              ...(value ? [tokenValues(value, ids)] : []),
-            ];
-          })
-        ));
-      }
-      const host = await readAll(chunks.flat());
-      chunks.flat().forEach((t) => t.destroy());
-      const per = chunks[0].length;
-      return Array.from({ length: per }, (_, k) => {
-        const out = new Float32Array(B * W);
-        chunks.forEach((_, c) => out.set(host[c * per + k], c * cfg.miniBatch * W));
-        return out;
-      });
+      const outs = noGrad(() =>
+        tidy(() => {
+          const ids = E.tensor(ro.ids, [B, T]);
+          return [
+            tokenLogprobs(policy, ids, cfg.temperature).logp,
+            tokenLogprobs(ref, ids, cfg.temperature).logp,
+            ...(value ? [tokenValues(value, ids)] : []),
+          ];
+        })
+      );
+      const host = await readAll(outs);
+      outs.forEach((t) => t.destroy());
+      return host as Float32Array[];
     })();
     const { rewards, kl: klTok } = klRewards(logp, refLogp, ro.mask, ro.scores, B, W, kl.beta);
     const { advantages, returns } = value

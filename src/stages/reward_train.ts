@@ -18,7 +18,7 @@ import { readConfig } from "../model/config.ts";
 import { JsonlShards } from "../pipeline/run_dir.ts";
 import { bceWithLogits, bradleyTerry } from "../train/reward_loss.ts";
 import { Trainer } from "../train/trainer.ts";
-import { padLength } from "../train/batch.ts";
+import { padRows } from "../train/batch.ts";
 import { hash32, type ResponseRow, rng, type StageContext, type StageSummary } from "./context.ts";
 import { isPositive, readLabels, teacherRows } from "./label.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
@@ -35,25 +35,31 @@ export interface ScoredRow {
   start: number;
 }
 
+/** Where a logprob reward model keeps its fitted scale and bias. */
+const HEAD_FILE = "rm/reward_head.json";
+
 /** Scores [B] of sequences whose responses begin at `starts`. */
 export type Scorer = (seqs: number[][], starts: number[]) => Tensor;
 
-/** Prompt + response tokens, ending in EOS where the response ended by itself. */
-export function sequenceOf(tokenizer: Tokenizer, r: ResponseRow, maxLen: number): number[] {
-  const ids = [
-    ...tokenizer.encode(r.prompt),
-    ...tokenizer.encode(r.text, { addSpecialTokens: false }),
-  ];
+/**
+ * Prompt + response tokens, ending in EOS where the response ended by itself,
+ * and where the response starts.
+ */
+export function sequenceOf(
+  tokenizer: Tokenizer,
+  r: ResponseRow,
+  maxLen: number,
+): { tokens: number[]; start: number } {
+  const prompt = tokenizer.encode(r.prompt);
+  const ids = [...prompt, ...tokenizer.encode(r.text, { addSpecialTokens: false })];
   // An HTTP teacher reports a natural end as "stop" (OpenAI's finish_reason).
   if (r.finish === "eos" || r.finish === "stop") ids.push(tokenizer.eosIds[0]);
-  return ids.slice(0, maxLen);
+  return { tokens: ids.slice(0, maxLen), start: Math.min(prompt.length, maxLen) };
 }
 
 /** Right-padded ids [B, T] and each row's last index, for a batch of sequences. */
 export function padBatch(seqs: number[][], pad: number): { ids: Tensor; last: Tensor; T: number } {
-  const T = padLength(Math.max(...seqs.map((s) => s.length)));
-  const ids = new Int32Array(seqs.length * T).fill(pad);
-  seqs.forEach((s, b) => ids.set(s, b * T));
+  const { ids, T } = padRows(seqs, pad);
   return {
     ids: E.tensor(ids, [seqs.length, T]),
     last: E.tensor(Int32Array.from(seqs, (s) => s.length - 1)),
@@ -88,9 +94,6 @@ export async function loadRewardModel(
   const { model, tokenizer } = await loadPretrained(dir, lastToken ? { head: "score" } : undefined);
   return { model, scorer: scorerOf(model, head, tokenizer.padId ?? 0) };
 }
-
-/** Where a logprob reward model keeps its fitted scale and bias. */
-const HEAD_FILE = "rm/reward_head.json";
 
 /** Scores of many sequences, in batches, with no tape. */
 export async function scoreAll(
@@ -190,8 +193,7 @@ export async function rewardData(ctx: StageContext, tokenizer: Tokenizer) {
     source,
     answer: r.answer,
     label,
-    tokens: sequenceOf(tokenizer, r, cfg.maxLen),
-    start: Math.min(tokenizer.encode(r.prompt).length, cfg.maxLen),
+    ...sequenceOf(tokenizer, r, cfg.maxLen),
   }));
   const held = (id: string) =>
     (hash32(`${id}:${ctx.cfg.seed}`) % 10000) / 10000 < cfg.heldOutFraction;

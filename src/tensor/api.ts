@@ -4,6 +4,7 @@
  */
 import { OpError } from "../errors.ts";
 import { apply } from "./apply.ts";
+import { gpu } from "../gpu/mod.ts";
 import { copyInto, fillDense, normAxis } from "./launch.ts";
 import type { BinaryOp, CompareOp, UnaryOp } from "./ops.ts";
 import { type DType, numel, type Shape, Tensor, tensor } from "./tensor.ts";
@@ -289,6 +290,11 @@ export interface AttentionOptions {
   keyStart?: Tensor;
   /** Defaults to 1/sqrt(head_dim). */
   scale?: number;
+  /**
+   * Bytes the scores [B, Hq, Tq, Tk] may take in one buffer before the batch
+   * is split (default: the device's per-binding limit, 128 MiB on llvmpipe).
+   */
+  maxScoreBytes?: number;
 }
 
 /**
@@ -317,6 +323,22 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     // A decode step: one fused kernel instead of two M=1 matmuls and a softmax.
     const inputs = [contiguous(q), k, v, ...(opts.keyStart ? [opts.keyStart] : [])];
     return apply("decodeAttention", inputs, { scale, qPos: opts.qOffset ?? Tk - 1 });
+  }
+  // The scores are one buffer: past the per-binding limit, attend over batch chunks.
+  const rowBytes = Hq * Tq * Tk * 4;
+  const maxBytes = opts.maxScoreBytes ?? gpu().device.limits.maxStorageBufferBindingSize;
+  if (B > 1 && B * rowBytes > maxBytes) {
+    const n = Math.max(1, Math.floor(maxBytes / rowBytes));
+    const parts: Tensor[] = [];
+    for (let at = 0; at < B; at += n) {
+      const m = Math.min(n, B - at);
+      const part = (t: Tensor) => narrow(t, 0, at, m);
+      parts.push(attention(part(q), part(k), part(v), {
+        ...opts,
+        keyStart: opts.keyStart && part(opts.keyStart),
+      }));
+    }
+    return concat(parts, 0);
   }
   const qg = reshape(contiguous(q), [B, Hkv, G * Tq, D]);
   const scores = matmul(qg, k, { transB: true });

@@ -53,3 +53,11 @@ export function lmBatch(examples: Example[], maxLen: number, padId: number): LmB
 export function padLength(n: number): number {
   return Math.ceil(n / 8) * 8;
 }
+
+/** Sequences right-padded with `pad` to one length (a multiple of 8): ids [B, T] row-major. */
+export function padRows(seqs: number[][], pad: number): { ids: Int32Array; T: number } {
+  const T = padLength(Math.max(...seqs.map((s) => s.length)));
+  const ids = new Int32Array(seqs.length * T).fill(pad);
+  seqs.forEach((s, b) => ids.set(s, b * T));
+  return { ids, T };
+}

@@ -10,7 +10,7 @@
 import * as E from "../tensor/api.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { CausalLM } from "../model/llama.ts";
-import { padLength } from "./batch.ts";
+import { padRows } from "./batch.ts";
 import { tokenLogprobs } from "./ppo.ts";
 
 /** How the logprob reward model turns a mean log-prob into a score (a logit). */
@@ -31,12 +31,10 @@ export function responseMeanLogprob(
   pad: number,
 ): Tensor {
   const B = seqs.length;
-  const T = padLength(Math.max(...seqs.map((s) => s.length)));
-  const ids = new Int32Array(B * T).fill(pad);
+  const { ids, T } = padRows(seqs, pad);
   const mask = new Float32Array(B * (T - 1));
   const counts = new Float32Array(B);
   seqs.forEach((s, b) => {
-    ids.set(s, b * T);
     // Position j scores token j + 1.
     for (let j = Math.max(starts[b], 1) - 1; j < s.length - 1; j++) {
       mask[b * (T - 1) + j] = 1;
