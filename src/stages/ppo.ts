@@ -10,25 +10,15 @@
  * index, so a resumed run repeats the uninterrupted one.
  */
 import { EngineError } from "../errors.ts";
-import { noGrad } from "../autograd/tape.ts";
-import * as E from "../tensor/api.ts";
-import { keep, readAll, type Tensor, tidy } from "../tensor/tensor.ts";
 import { generate } from "../generate/generate.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 import type { CausalLM } from "../model/llama.ts";
 import { sameAnswer } from "../tasks/answers.ts";
-import {
-  AdaptiveKl,
-  gae,
-  groupAdvantages,
-  klRewards,
-  mixedGroups,
-  whiten,
-} from "../train/ppo_math.ts";
-import { policyLoss, tokenLogprobs, tokenValues, valueLoss } from "../train/ppo.ts";
+import { AdaptiveKl } from "../train/ppo_math.ts";
+import { ppoUpdate, type ScoredRollout } from "../train/ppo_update.ts";
 import { Trainer } from "../train/trainer.ts";
 import { padLength } from "../train/batch.ts";
-import { hash32, rng, type StageContext, type StageSummary } from "./context.ts";
+import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
 import { readLabels } from "./label.ts";
 import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
 import { loadRewardModel, scoreAll } from "./reward_train.ts";
@@ -42,13 +32,8 @@ interface PpoState {
   lastKl?: number;
 }
 
-interface Rollout {
-  B: number;
-  T: number;
-  ids: Int32Array;
-  mask: Float32Array;
+interface Rollout extends ScoredRollout {
   seqs: number[][];
-  scores: Float32Array;
   texts: string[];
   lengths: number[];
 }
@@ -122,9 +107,9 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     await valueTrainer?.save(`${dir}/value`, tokenizer);
   };
   const kl = new AdaptiveKl(state.beta, cfg.klTarget, cfg.klHorizon);
-  const pool = cfg.reward === "pseudo"
-    ? ctx.train.filter((q) => labels.get(q.id)?.kept)
-    : ctx.train;
+  const rl = rlQuestionIds(ctx);
+  const prompts = rl.size ? ctx.train.filter((q) => rl.has(q.id)) : ctx.train;
+  const pool = cfg.reward === "pseudo" ? prompts.filter((q) => labels.get(q.id)?.kept) : prompts;
   const pad = tokenizer.padId ?? 0;
   const eos = tokenizer.eosIds;
   const stage = reward === "model" ? "ppo" : `ppo (${reward} reward)`;
@@ -200,118 +185,32 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
 
   for (let it = state.iteration; it < cfg.iterations; it++) {
     const ro = await rollout(it);
-    const { B, T } = ro;
-    const W = T - 1;
-    const [logp, refLogp, values] = await (async () => {
-      const outs = noGrad(() =>
-        tidy(() => {
-          const ids = E.tensor(ro.ids, [B, T]);
-          return [
-            tokenLogprobs(policy, ids, cfg.temperature).logp,
-            tokenLogprobs(ref, ids, cfg.temperature).logp,
-            ...(value ? [tokenValues(value, ids)] : []),
-          ];
-        })
-      );
-      const host = await readAll(outs);
-      outs.forEach((t) => t.destroy());
-      return host as Float32Array[];
-    })();
-    const { rewards, kl: klTok } = klRewards(logp, refLogp, ro.mask, ro.scores, B, W, kl.beta);
-    const { advantages, returns } = value
-      ? gae(rewards, values, ro.mask, B, W, cfg.gamma, cfg.lam)
-      : {
-        advantages: groupAdvantages(rewards, ro.mask, B, W, cfg.samplesPerPrompt),
-        returns: new Float32Array(0),
-      };
-    const adv = cfg.whitenAdvantages ? whiten(advantages, ro.mask) : advantages;
-    // With group advantages, a group whose scores are all equal differs only by its KL.
-    const trained = group
-      ? mixedGroups(ro.scores, cfg.samplesPerPrompt)
-      : Array.from({ length: B }, (_, i) => i);
-
-    // Minibatch updates over shuffled rows.
-    const r = rng(ctx.cfg.seed, 20000 + it);
-    const stats: Tensor[] = [];
-    for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-      const order = [...trained].sort(() => r() - 0.5);
-      for (let at = 0; at < order.length; at += cfg.miniBatch) {
-        const rows = order.slice(at, at + cfg.miniBatch);
-        const pick = <A extends Float32Array | Int32Array>(src: A, width: number): A => {
-          const out = new (src.constructor as { new (n: number): A })(rows.length * width);
-          rows.forEach((row, i) =>
-            out.set(src.subarray(row * width, (row + 1) * width), i * width)
-          );
-          return out;
-        };
-        const shape = [rows.length, W];
-        const mbIds = pick(ro.ids, T);
-        tokensTrained += rows.length * T;
-        const policyStep = it >= cfg.valueWarmupSteps;
-        if (policyStep) {
-          let out: Tensor[] = [];
-          stats.push(policyTrainer.trainStep([() => {
-            const ids = E.tensor(mbIds, [rows.length, T]);
-            const { logp: lp, entropy } = tokenLogprobs(policy, ids, cfg.temperature);
-            const mask = E.tensor(pick(ro.mask, W), shape);
-            const p = policyLoss(
-              lp,
-              E.tensor(pick(logp, W), shape),
-              E.tensor(pick(adv, W), shape),
-              mask,
-              cfg.clip,
-            );
-            out = [p.clipfrac, E.div(E.sum(E.mul(entropy, mask)), E.maximum(E.sum(mask), 1))].map((
-              t,
-            ) => keep(t));
-            return p.loss;
-          }]));
-          stats.push(...out);
-        }
-        if (valueTrainer) {
-          stats.push(valueTrainer.trainStep([() => {
-            const ids = E.tensor(mbIds, [rows.length, T]);
-            return valueLoss(
-              tokenValues(valueTrainer.model, ids),
-              E.tensor(pick(values, W), shape),
-              E.tensor(pick(returns, W), shape),
-              E.tensor(pick(ro.mask, W), shape),
-              cfg.valueClip,
-            );
-          }]));
-        }
-      }
-    }
-    const host = (await readAll(stats)).map((h) => h[0]);
-    stats.forEach((t) => t.destroy());
-    // Per minibatch: policy loss, clipfrac and entropy (once the policy moves), value loss.
-    const policyStats = it >= cfg.valueWarmupSteps ? 3 : 0;
-    const per = policyStats + (valueTrainer ? 1 : 0);
-    const mean = (k: number) => {
-      const v = host.filter((_, i) => i % per === k);
-      return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
-    };
-    const seqKl = Array.from({ length: B }, (_, b) => {
-      let s = 0;
-      for (let j = 0; j < W; j++) s += klTok[b * W + j];
-      return s;
-    });
-    const meanKl = seqKl.reduce((a, b) => a + b, 0) / B;
-    lastKl = meanKl;
-    Trainer.checkFinite(stage, it, host);
+    const u = await ppoUpdate(
+      ro,
+      { policy, ref, policyTrainer, valueTrainer },
+      {
+        ...cfg,
+        beta: kl.beta,
+        updatePolicy: it >= cfg.valueWarmupSteps,
+      },
+      rng(ctx.cfg.seed, 20000 + it),
+      { stage, iteration: it },
+    );
+    tokensTrained += u.tokensTrained;
+    lastKl = u.kl;
     const metrics = {
-      reward: ro.scores.reduce((a, b) => a + b, 0) / B,
-      kl: meanKl,
-      entropy: policyStats ? mean(2) : NaN,
-      clipfrac: policyStats ? mean(1) : NaN,
-      policy_loss: policyStats ? mean(0) : NaN,
-      value_loss: valueTrainer ? mean(per - 1) : NaN,
-      trained_fraction: trained.length / B,
-      response_length: ro.lengths.reduce((a, b) => a + b, 0) / B,
+      reward: ro.scores.reduce((a, b) => a + b, 0) / ro.B,
+      kl: u.kl,
+      entropy: u.entropy,
+      clipfrac: u.clipfrac,
+      policy_loss: u.policyLoss,
+      value_loss: u.valueLoss,
+      trained_fraction: u.trainedRows / ro.B,
+      response_length: ro.lengths.reduce((a, b) => a + b, 0) / ro.B,
       beta: kl.beta,
     };
     ctx.metrics.log(rel, it, metrics);
-    if (cfg.klTarget > 0) kl.update(meanKl, B);
+    if (cfg.klTarget > 0) kl.update(u.kl, ro.B);
     bar.tick(1, { reward: +metrics.reward.toFixed(3), kl: +metrics.kl.toFixed(3) });
     if ((it + 1) % cfg.checkpointEvery === 0 || it + 1 === cfg.iterations) {
       await saveCheckpoint(ctx, rel, it + 1, async (dir) => {
