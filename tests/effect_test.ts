@@ -44,6 +44,8 @@ function fakeEval(sft: boolean[], ppo: boolean[], teacher: number): EvalResult {
     pseudoLabels: { all: 0.8, kept: 0.9, keptFraction: 0.5 },
     rewardModel: { accuracy: 0.7, auc: 0.8, n: 100 },
     finalKl: { "PPO student": 0.5 },
+    workedShare: {},
+    params: { teacher: null, student: 0 },
     tokensGenerated: 0,
   };
 }

@@ -87,6 +87,19 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
   assert.equal(labels.length, 24);
   for (const l of labels) assert.ok(l.agreement >= 0 && l.agreement <= 1);
   assert.equal((await readJson(`${run}/sft/latest.json`)).step, 8);
+  // ppo.promptShare 0.25: the last 6 questions are PPO's prompts, and SFT never sees them.
+  const rl = new Set([18, 19, 20, 21, 22, 23].map((i) => `arith-1001-${i}`));
+  const byId = new Map(labels.map((l: { id: string }) => [l.id, l]));
+  const teacher = (await Array.fromAsync(Deno.readDir(`${run}/teacher`)))
+    .filter((e) => e.name.endsWith(".jsonl"));
+  let positives = 0;
+  for (const e of teacher) {
+    for (const r of await readJsonl(`${run}/teacher/${e.name}`)) {
+      const l = byId.get(r.id) as { kept: boolean; pseudo_label: string } | undefined;
+      if (!rl.has(r.id) && l?.kept && r.answer === l.pseudo_label) positives++;
+    }
+  }
+  assert.equal(stages.sft.examples, positives);
   assert.ok(stages["student-generate"].responses > 0);
   assert.ok(stages["reward-train"].heldOut.n > 0);
   assert.equal((await readJson(`${run}/ppo/latest.json`)).step, 2);
@@ -97,8 +110,20 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
     "SFT student",
     "PPO student",
   ]);
+  // Both sizes, and the PPO student's paired difference recomputed from the per-question scores.
+  assert.equal(report.params.teacher, 450_624);
+  assert.ok(report.params.student > 0 && report.params.student < report.params.teacher);
+  const perQ = (await readJson(`${run}/eval/results.json`)).perQuestion;
+  const d = perQ["PPO student"].strict.map((v: boolean, i: number) =>
+    Number(v) - Number(perQ["SFT student"].strict[i])
+  );
+  const mean = d.reduce((a: number, b: number) => a + b, 0) / d.length;
+  const sd = Math.sqrt(d.reduce((a: number, b: number) => a + (b - mean) ** 2, 0) / (d.length - 1));
+  const diff = report.differences["PPO student − SFT student"];
+  assert.ok(Math.abs(diff.mean - mean) < 1e-12 && Math.abs(diff.se - sd / Math.sqrt(12)) < 1e-12);
   const md = await Deno.readTextFile(`${run}/report.md`);
   assert.match(md, /\| teacher pass@1 \|/);
+  assert.match(md, /PPO student − SFT student: [+-]\d+\.\d ± \d+\.\d points/);
   assert.match(md, /\| sft \| 0 \| [\d,]+ \|/);
   const metrics = await readJsonl(`${run}/metrics.jsonl`);
   for (const name of ["reward", "kl", "entropy", "clipfrac", "value_loss", "response_length"]) {

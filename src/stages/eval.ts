@@ -16,6 +16,7 @@ import { latestCheckpoint, modelDir } from "./checkpoints.ts";
 import { openSource } from "./teacher_generate.ts";
 import { ppoDir, type RewardSource } from "./ppo.ts";
 import { classifierMetrics } from "./reward_train.ts";
+import { answerStyle } from "../tasks/arithmetic.ts";
 
 /** Per-question correctness, by metric name. */
 export type Scores = Record<string, boolean[]>;
@@ -30,6 +31,10 @@ export interface EvalResult {
   rewardModel: { accuracy: number; auc: number; n: number } | null;
   /** Mean per-response KL of each PPO student to the SFT reference, at its last iteration. */
   finalKl: Record<string, number>;
+  /** Share of each greedy row's answers that work a calculation before the final answer. */
+  workedShare: Record<string, number>;
+  /** Parameter counts (teacher: null when it is served over HTTP). */
+  params: { teacher: number | null; student: number };
   tokensGenerated: number;
 }
 
@@ -90,13 +95,21 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     rows[name] = accuracy(s);
     perQuestion[name] = s;
   };
+  const workedShare: Record<string, number> = {};
+  const greedy = async (name: string, slug: string, sampler: Sampler) => {
+    const out = await run(`${slug}-greedy`, sampler, [{ temperature: 0, n: 1 }]);
+    workedShare[name] = out.filter((r) => answerStyle(r.text) === "worked").length /
+      Math.max(out.length, 1);
+    record(name, greedyScores(ctx, qs, out));
+  };
 
   // The teacher: greedy pass@1 and majority of K samples.
   const teacher = await openSource(ctx.cfg.teacher.source, opts, (t) => t.length);
-  record(
-    "teacher pass@1",
-    greedyScores(ctx, qs, await run("teacher-greedy", teacher.sampler, [{ temperature: 0, n: 1 }])),
-  );
+  await greedy("teacher pass@1", "teacher", teacher.sampler);
+  const params: EvalResult["params"] = {
+    teacher: teacher.model?.numParameters() ?? null,
+    student: 0,
+  };
   const majRows = byId(
     await run("teacher-maj", teacher.sampler, [{ temperature: cfg.majTemperature, n: cfg.majK }]),
   );
@@ -122,10 +135,8 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
   for (const [name, slug, dir] of students) {
     const { model, tokenizer } = await loadPretrained(dir);
     const sampler = new LocalSampler(model, tokenizer, opts);
-    record(
-      name,
-      greedyScores(ctx, qs, await run(`${slug}-greedy`, sampler, [{ temperature: 0, n: 1 }])),
-    );
+    params.student = model.numParameters();
+    await greedy(name, slug, sampler);
     if (cfg.passK > 0) {
       const groups = byId(await run(`${slug}-pass`, sampler, [{ temperature: 1, n: cfg.passK }]));
       record(`${name} pass@${cfg.passK}`, {
@@ -170,6 +181,8 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     pseudoLabels,
     rewardModel,
     finalKl,
+    workedShare,
+    params,
     tokensGenerated: tokens,
   };
   await ctx.run.writeJson("eval/results.json", result);

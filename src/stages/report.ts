@@ -5,6 +5,7 @@
 import { gpu } from "../gpu/mod.ts";
 import type { StageContext } from "./context.ts";
 import type { EvalResult } from "./eval.ts";
+import { ppoDifferences } from "./paired.ts";
 
 export interface StageAccount {
   stage: string;
@@ -37,7 +38,10 @@ export async function writeReport(
     seed: ctx.cfg.seed,
     date: new Date().toISOString().slice(0, 10),
     adapter: gpu().info.description,
+    params: result?.params ?? null,
     eval: result ? { questions: result.questions, rows: result.rows } : null,
+    differences: result ? ppoDifferences([result]) : null,
+    workedShare: result?.workedShare ?? null,
     pseudoLabels: result?.pseudoLabels ?? null,
     rewardModel: result?.rewardModel ?? null,
     compute: accounts,
@@ -58,6 +62,30 @@ export async function writeReport(
     );
     for (const [name, r] of Object.entries(result.rows)) {
       lines.push(`| ${name} | ${metrics.map((m) => (m in r ? pct(r[m]) : "")).join(" | ")} |`);
+    }
+    lines.push("", "Paired by question, against the SFT student (± one standard error):", "");
+    for (const [name, d] of Object.entries(report.differences ?? {})) {
+      lines.push(
+        `- ${name}: ${d.mean >= 0 ? "+" : ""}${(100 * d.mean).toFixed(1)} ± ${
+          (100 * d.se).toFixed(1)
+        } points (z = ${d.z.toFixed(2)}, p = ${d.p.toPrecision(2)}).`,
+      );
+    }
+    const share = Object.entries(result.workedShare ?? {});
+    if (share.length) {
+      lines.push(
+        "",
+        `Greedy answers that work a calculation: ${
+          share.map(([n, v]) => `${n} ${pct(v)}`).join(", ")
+        }.`,
+      );
+    }
+    const params = result.params;
+    if (params) {
+      lines.push(
+        `Parameters: teacher ${params.teacher?.toLocaleString("en") ?? "n/a (served)"}, ` +
+          `student ${params.student.toLocaleString("en")}.`,
+      );
     }
     const p = result.pseudoLabels;
     lines.push(

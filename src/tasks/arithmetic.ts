@@ -238,3 +238,12 @@ export function generateArithmetic(cfg: ArithmeticConfig): Question[] {
   }
   return out;
 }
+
+/**
+ * How a response answers: "worked" when it writes a calculation ("12+5=17") before its final
+ * answer, "answer-only" when it gives the answer alone ("#### 17").
+ */
+export function answerStyle(text: string): "worked" | "answer-only" {
+  const head = text.split("####")[0];
+  return head.includes("=") ? "worked" : "answer-only";
+}
