@@ -163,6 +163,13 @@ export const configSchema = obj({
         "(RLOO), no value model; needs samplesPerPrompt >= 2",
     }),
     samplesPerPrompt: int({ default: 1, min: 1, doc: "responses per prompt per iteration" }),
+    promptShare: num({
+      default: 0,
+      min: 0,
+      max: 0.9,
+      doc: "share of the training questions kept out of SFT as PPO's prompts " +
+        "(0: PPO samples every training question)",
+    }),
     rewardModelOutput: oneOf(["logit", "probability"], {
       default: "logit",
       doc: "the learned reward model's score as reward: its logit (TRL) or sigmoid(logit)",

@@ -9,6 +9,16 @@ import { Progress } from "../pipeline/progress.ts";
 import { loadTask, type Question, type Task } from "../tasks/task.ts";
 import type { Sample } from "./sampler.ts";
 
+/**
+ * The training questions kept out of SFT as PPO's prompts: the last
+ * ppo.promptShare of them (0: none, and PPO samples every training question).
+ * RL gains most on questions the SFT student has not been fitted to.
+ */
+export function rlQuestionIds(ctx: Pick<StageContext, "cfg" | "train">): Set<string> {
+  const n = Math.floor(ctx.train.length * ctx.cfg.ppo.promptShare);
+  return new Set(ctx.train.slice(ctx.train.length - n).map((q) => q.id));
+}
+
 /** What a stage reports when it finishes, for the report's compute account. */
 export interface StageSummary {
   tokensGenerated?: number;

@@ -17,7 +17,7 @@ import { type Example, lmBatch } from "../train/batch.ts";
 import { lmLoss } from "../train/lm_loss.ts";
 import { Trainer } from "../train/trainer.ts";
 import { ARITHMETIC_CHARS } from "../tasks/arithmetic.ts";
-import { rng, type StageContext, type StageSummary } from "./context.ts";
+import { rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
 import { isPositive, readLabels, teacherRows } from "./label.ts";
 import { latestCheckpoint, saveCheckpoint } from "./checkpoints.ts";
 
@@ -115,8 +115,9 @@ export async function sftStage(ctx: StageContext): Promise<StageSummary> {
   const cfg = ctx.cfg.sft;
   const tokenizer = await studentTokenizer(ctx);
   const labels = await readLabels(ctx);
+  const rl = rlQuestionIds(ctx);
   const examples = (await teacherRows(ctx))
-    .filter((r) => isPositive(labels.get(r.id), r))
+    .filter((r) => !rl.has(r.id) && isPositive(labels.get(r.id), r))
     .map((r) => toExample(tokenizer, r.prompt, r.text));
   if (examples.length === 0) {
     throw new EngineError("sft: no pseudo-positive teacher responses to learn from");
