@@ -4,13 +4,17 @@
  * problems, and saves it (HF layout) to models/arith-teacher. It stands in
  * for a pretrained LLM: no pipeline stage after it sees gold labels, and its
  * questions exclude the default run's training and held-out questions.
+ * With --answer-only a share of the gold solutions gives the answer alone,
+ * and --init continues from a checkpoint: models/arith-teacher/SOURCE.txt
+ * has the recipe. It prints greedy accuracy by answer style and maj@8.
  */
 import { parseArgs } from "node:util";
 import { EngineError, initGpu, runMain } from "../../mod.ts";
 import { smallConfig } from "../model/config.ts";
 import { CausalLM } from "../model/llama.ts";
 import { charTokenizerFiles, tokenizerFromFiles } from "../model/tokenizer.ts";
-import { ARITHMETIC_CHARS, generateArithmetic } from "../tasks/arithmetic.ts";
+import { answerStyle, ARITHMETIC_CHARS, generateArithmetic } from "../tasks/arithmetic.ts";
+import { majority } from "../stages/label.ts";
 import { lmBatch } from "../train/batch.ts";
 import { lmLoss } from "../train/lm_loss.ts";
 import { Trainer } from "../train/trainer.ts";
@@ -19,6 +23,12 @@ import { makeTask } from "../tasks/task.ts";
 import { configSchema } from "../pipeline/config.ts";
 import { validate } from "../pipeline/schema.ts";
 import { readAll } from "../tensor/tensor.ts";
+import { loadPretrained } from "../model/checkpoint.ts";
+
+/** Whether training question i is written answer-only: an even spread at the given share. */
+function answerOnlyAt(i: number, share: number): boolean {
+  return Math.floor((i + 1) * share) > Math.floor(i * share);
+}
 
 await runMain(async () => {
   const { values } = parseArgs({
@@ -35,6 +45,11 @@ await runMain(async () => {
       seed: { type: "string", default: "7" },
       "eval-questions": { type: "string", default: "200" },
       "save-at": { type: "string", default: "" },
+      // Gold solutions written answer-only ("#### 14") rather than worked, as LLMs answer
+      // with and without reasoning: the teacher's guesses then scatter while its worked
+      // answers agree, so its majority beats its single answer.
+      "answer-only": { type: "string", default: "0" },
+      init: { type: "string", default: "" },
     },
   });
   const n = (k: keyof typeof values) => {
@@ -75,7 +90,9 @@ await runMain(async () => {
     eosTokenIds: tokenizer.eosIds,
     padTokenId: tokenizer.padId,
   });
-  const model = CausalLM.init(config, n("seed"));
+  const model = values.init
+    ? (await loadPretrained(values.init)).model
+    : CausalLM.init(config, n("seed"));
   const steps = n("steps");
   const trainer = new Trainer(model, {
     lr: n("lr"),
@@ -83,10 +100,14 @@ await runMain(async () => {
     warmupSteps: 50,
     weightDecay: 0.01,
   });
-  const examples = train.map((q) => ({
+  const answerOnly = n("answer-only");
+  const examples = train.map((q, i) => ({
     prompt: tokenizer.encode(q.prompt),
     completion: [
-      ...tokenizer.encode(` ${q.solution}`, { addSpecialTokens: false }),
+      ...tokenizer.encode(
+        ` ${answerOnlyAt(i, answerOnly) ? `#### ${q.gold}` : q.solution}`,
+        { addSpecialTokens: false },
+      ),
       tokenizer.eosIds[0],
     ],
   }));
@@ -98,14 +119,37 @@ await runMain(async () => {
   let s = 0x1234;
   const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
   const task = makeTask("arithmetic");
+  // Greedy accuracy by answer style, and the majority over samples at the pipeline's
+  // temperatures: the teacher the paper needs has a majority that beats its single answer.
   const evaluate = async () => {
-    const gens = await generate(model, tokenizer, held.map((q) => tokenizer.encode(q.prompt)), {
-      maxNewTokens: 48,
-      temperature: 0,
-      stopStrings: task.stop,
-    });
-    return gens.filter((g, i) => task.score(g.text, held[i].gold).strict).length / held.length;
+    const prompts = held.map((q) => tokenizer.encode(q.prompt));
+    const sample = (temperature: number, seed: number) =>
+      generate(model, tokenizer, prompts, {
+        maxNewTokens: 48,
+        temperature,
+        seed,
+        stopStrings: task.stop,
+      });
+    const greedy = await sample(0, 0);
+    const right = greedy.map((g, i) => task.score(g.text, held[i].gold).strict);
+    const worked = greedy.map((g) => answerStyle(g.text) === "worked");
+    const share = (xs: boolean[], of: boolean[] = xs.map(() => true)) =>
+      xs.filter((x, i) => x && of[i]).length / Math.max(1, of.filter(Boolean).length);
+    const votes: (string | null)[][] = held.map(() => []);
+    for (const [k, t] of [0.6, 0.6, 0.8, 0.8, 0.8, 1, 1, 1].entries()) {
+      (await sample(t, 100 + k)).forEach((g, i) => votes[i].push(task.extract(g.text)));
+    }
+    const maj = votes.map((v, i) => majority(v).label === held[i].gold);
+    return {
+      heldout_greedy_accuracy: share(right),
+      heldout_maj8_accuracy: share(maj),
+      greedy_worked_share: share(worked),
+      greedy_worked_accuracy: share(right, worked),
+      greedy_answer_only_accuracy: share(right, worked.map((w) => !w)),
+    };
   };
+  const show = (e: Record<string, number>) =>
+    Object.entries(e).map(([k, v]) => `${k} ${(100 * v).toFixed(1)}%`).join(", ");
   // Extra snapshots (--save-at 300,500) to pick a teacher of the wanted strength.
   const saveAt = new Set(values["save-at"].split(",").filter(Boolean).map(Number));
   const t0 = performance.now();
@@ -129,21 +173,16 @@ await runMain(async () => {
       } s)`,
     );
     if (saveAt.has(done) && done < steps) {
-      const a = await evaluate();
-      console.error(`step ${done}: greedy accuracy ${(100 * a).toFixed(1)}%`);
-      await trainer.save(`${values.out}-${done}`, tokenizer, {
-        heldout_greedy_accuracy: a,
-        steps: done,
-      });
+      const e = await evaluate();
+      console.error(`step ${done}: ${show(e)}`);
+      await trainer.save(`${values.out}-${done}`, tokenizer, { ...e, steps: done });
       await Deno.remove(`${values.out}-${done}/optimizer.safetensors`).catch(() => {});
     }
   }
-  const acc = await evaluate();
-  console.error(
-    `greedy accuracy on ${held.length} held-out generated questions: ${(100 * acc).toFixed(1)}%`,
-  );
+  const e = await evaluate();
+  console.error(`${held.length} held-out generated questions: ${show(e)}`);
   await trainer.save(values.out!, tokenizer, {
-    heldout_greedy_accuracy: acc,
+    ...e,
     steps,
     questions: examples.length,
   });

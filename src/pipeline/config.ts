@@ -42,7 +42,7 @@ export const configSchema = obj({
     arithmetic: obj({
       trainSeed: int({ default: 1001, doc: "generator seed of the training questions" }),
       testSeed: int({ default: 2002, doc: "generator seed of the held-out questions" }),
-      trainCount: int({ default: 400, min: 1 }),
+      trainCount: int({ default: 600, min: 1 }),
       testCount: int({ default: 200, min: 1 }),
       minNumber: int({ default: 1 }),
       maxNumber: int({ default: 30 }),
@@ -54,7 +54,7 @@ export const configSchema = obj({
 
   teacher: obj({
     source,
-    temperatures: arr(num({ min: 0 }), { default: [0.7, 1.0], min: 1 }),
+    temperatures: arr(num({ min: 0 }), { default: [0.6, 0.8, 1.0], min: 1 }),
     samplesPerTemperature: int({
       default: 2,
       min: 1,
@@ -90,10 +90,10 @@ export const configSchema = obj({
 
   student: obj({
     init: str({
-      default: "",
+      default: "models/arith-student",
       doc: "checkpoint to start from (empty: a new model from the settings below)",
     }),
-    hiddenSize: int({ default: 64, min: 2 }),
+    hiddenSize: int({ default: 48, min: 2 }),
     numLayers: int({ default: 3, min: 1 }),
     numHeads: int({ default: 4, min: 1 }),
     numKvHeads: int({ default: 0, min: 0, doc: "0: as many as numHeads" }),
@@ -102,9 +102,9 @@ export const configSchema = obj({
   }),
 
   sft: obj({
-    steps: int({ default: 240, min: 0 }),
+    steps: int({ default: 200, min: 0 }),
     batchSize: int({ default: 48, min: 1 }),
-    lr: num({ default: 2e-3, min: 0 }),
+    lr: num({ default: 1e-3, min: 0 }),
     warmupSteps: int({ default: 20, min: 0 }),
     schedule: oneOf(["cosine", "linear", "constant"], { default: "cosine" }),
     weightDecay: num({ default: 0.01, min: 0 }),
@@ -148,7 +148,7 @@ export const configSchema = obj({
   }),
 
   ppo: obj({
-    iterations: int({ default: 8, min: 0 }),
+    iterations: int({ default: 16, min: 0 }),
     promptsPerIteration: int({ default: 48, min: 1 }),
     rewards: arr(oneOf(["model", "pseudo", "gold"]), {
       default: ["model"],
@@ -164,20 +164,20 @@ export const configSchema = obj({
     }),
     samplesPerPrompt: int({ default: 1, min: 1, doc: "responses per prompt per iteration" }),
     promptShare: num({
-      default: 0,
+      default: 0.3,
       min: 0,
       max: 0.9,
       doc: "share of the training questions kept out of SFT as PPO's prompts " +
         "(0: PPO samples every training question)",
     }),
     rewardModelOutput: oneOf(["logit", "probability"], {
-      default: "logit",
+      default: "probability",
       doc: "the learned reward model's score as reward: its logit (TRL) or sigmoid(logit)",
     }),
-    lr: num({ default: 5e-5, min: 0 }),
+    lr: num({ default: 1e-4, min: 0 }),
     valueLr: num({ default: 5e-4, min: 0, doc: "the value model's (advantage gae)" }),
     valueWarmupSteps: int({ default: 0, min: 0, doc: "value-model steps before the policy moves" }),
-    klCoef: num({ default: 0.1, min: 0 }),
+    klCoef: num({ default: 0.05, min: 0 }),
     klTarget: num({
       default: 0,
       min: 0,
