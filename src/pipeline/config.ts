@@ -148,8 +148,8 @@ export const configSchema = obj({
   }),
 
   ppo: obj({
-    iterations: int({ default: 16, min: 0 }),
-    promptsPerIteration: int({ default: 48, min: 1 }),
+    iterations: int({ default: 30, min: 0 }),
+    promptsPerIteration: int({ default: 16, min: 1 }),
     rewards: arr(oneOf(["model", "pseudo", "gold"]), {
       default: ["model"],
       min: 1,
@@ -157,12 +157,12 @@ export const configSchema = obj({
         "one PPO run per entry: model = the learned reward model (the method); pseudo = match with the pseudo-label; gold = gold correctness (an upper bound the method cannot use)",
     }),
     advantage: oneOf(["gae", "group"], {
-      default: "gae",
+      default: "group",
       doc: "gae: a separate value model and GAE (TRL PPOTrainer); " +
         "group: each response against the mean of the other responses to its prompt " +
         "(RLOO), no value model; needs samplesPerPrompt >= 2",
     }),
-    samplesPerPrompt: int({ default: 1, min: 1, doc: "responses per prompt per iteration" }),
+    samplesPerPrompt: int({ default: 8, min: 1, doc: "responses per prompt per iteration" }),
     promptShare: num({
       default: 0.3,
       min: 0,
@@ -189,7 +189,7 @@ export const configSchema = obj({
     gamma: num({ default: 1, min: 0, max: 1 }),
     lam: num({ default: 0.95, min: 0, max: 1 }),
     epochs: int({ default: 2, min: 1 }),
-    miniBatch: int({ default: 48, min: 1 }),
+    miniBatch: int({ default: 64, min: 1 }),
     whitenAdvantages: bool({ default: true }),
     noAnswerPenalty: num({
       default: 1,
@@ -197,7 +197,7 @@ export const configSchema = obj({
       doc: "subtracted when a response has no final answer",
     }),
     noEosPenalty: num({ default: 1, min: 0, doc: "subtracted when a response ends without EOS" }),
-    temperature: num({ default: 1, min: 0 }),
+    temperature: num({ default: 0.7, min: 0 }),
     maxNewTokens: int({ default: 48, min: 1 }),
     maxGradNorm: num({ default: 1, min: 0 }),
     checkpointEvery: int({ default: 4, min: 1 }),
