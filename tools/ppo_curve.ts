@@ -24,7 +24,7 @@ if (points.length === 0) {
 
 /** Trailing mean over `k` iterations: single iterations are noisy at 64-256 rollouts. */
 const smooth = (k: number) =>
-  points.map(([, _], i) => {
+  points.map((_, i) => {
     const w = points.slice(Math.max(0, i - k + 1), i + 1);
     return w.reduce((s, p) => s + p[1], 0) / w.length;
   });
@@ -44,7 +44,9 @@ const ticks = [y0, (y0 + y1) / 2, y1].map((y) =>
 const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" ` +
   `font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="${W / 2}" y="20" text-anchor="middle">${stage}: ${metric} per iteration (${runDir})</text>
+<text x="${W / 2}" y="20" text-anchor="middle">${stage}: ${metric} per iteration (run ${
+    runDir.split("/").filter(Boolean).pop()
+  })</text>
 <path d="M${pad},${pad} V${H - pad} H${W - pad}" stroke="black" fill="none"/>
 ${ticks.join("\n")}
 <text x="${pad}" y="${H - pad + 18}">${x0}</text>

@@ -30,7 +30,8 @@ export function tokenValues(model: CausalLM, ids: Tensor): Tensor {
   return E.narrow(model.scores(model.forward(ids)), 1, 0, T - 1);
 }
 
-function maskedMean(x: Tensor, mask: Tensor): Tensor {
+/** Mean of x over the positions where mask is 1. */
+export function maskedMean(x: Tensor, mask: Tensor): Tensor {
   return E.div(E.sum(E.mul(x, mask)), E.maximum(E.sum(mask), 1));
 }
 

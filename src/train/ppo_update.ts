@@ -10,7 +10,7 @@ import * as E from "../tensor/api.ts";
 import { keep, readAll, type Tensor, tidy } from "../tensor/tensor.ts";
 import type { CausalLM } from "../model/llama.ts";
 import { gae, groupAdvantages, klRewards, mixedGroups, whiten } from "./ppo_math.ts";
-import { policyLoss, tokenLogprobs, tokenValues, valueLoss } from "./ppo.ts";
+import { maskedMean, policyLoss, tokenLogprobs, tokenValues, valueLoss } from "./ppo.ts";
 import { Trainer } from "./trainer.ts";
 
 /** Right-padded [B, T] sequences; mask [B, T-1] marks the positions that score response tokens. */
@@ -130,8 +130,7 @@ export async function ppoUpdate(
           const { logp: lp, entropy } = tokenLogprobs(m.policy, ids, cfg.temperature);
           const mask = mb(ro.mask);
           const p = policyLoss(lp, mb(logp), mb(adv), mask, cfg.clip);
-          const meanEntropy = E.div(E.sum(E.mul(entropy, mask)), E.maximum(E.sum(mask), 1));
-          out = [p.clipfrac, meanEntropy].map((t) => keep(t));
+          out = [p.clipfrac, maskedMean(entropy, mask)].map((t) => keep(t));
           return p.loss;
         }]));
         policyStats.push(...out);
@@ -151,8 +150,10 @@ export async function ppoUpdate(
       }
     }
   }
-  const p = (await readAll(policyStats)).map((h) => h[0]);
-  const v = (await readAll(valueStats)).map((h) => h[0]);
+  // One GPU wait for every minibatch's statistics.
+  const host = (await readAll([...policyStats, ...valueStats])).map((h) => h[0]);
+  const p = host.slice(0, policyStats.length);
+  const v = host.slice(policyStats.length);
   [...policyStats, ...valueStats].forEach((t) => t.destroy());
   Trainer.checkFinite(where.stage, where.iteration, [...p, ...v]);
   const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
