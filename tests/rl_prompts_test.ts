@@ -1,9 +1,11 @@
-/** PPO's prompts: the share of training questions kept out of SFT. */
+/** PPO's prompts: the share of training questions kept out of SFT, at the edge of the student's reach. */
 import assert from "node:assert/strict";
 import { rlQuestionIds } from "../src/stages/context.ts";
 import { configSchema } from "../src/pipeline/config.ts";
 import { validate } from "../src/pipeline/schema.ts";
 import type { Question } from "../src/tasks/task.ts";
+import type { ResponseRow } from "../src/stages/context.ts";
+import { edgePrompts, passRates } from "../src/stages/rl_prompts.ts";
 
 const train: Question[] = Array.from({ length: 10 }, (_, i) => ({
   id: `q${i}`,
@@ -18,4 +20,36 @@ Deno.test("ppo.promptShare keeps the last share of the training questions for PP
   // Rounded down: a share too small for one question keeps none.
   assert.equal(rlQuestionIds({ cfg: withShare(0.05), train }).size, 0);
   assert.throws(() => withShare(0.95), /promptShare/);
+});
+
+const row = (id: string, reward: number): ResponseRow => ({
+  id,
+  prompt: "",
+  temperature: 1,
+  sample: 0,
+  text: "",
+  answer: null,
+  finish: "eos",
+  tokens: 1,
+  reward,
+});
+
+Deno.test("passRates and edgePrompts keep the prompts the SFT student sometimes solves", () => {
+  const rows = [
+    ...[0, 0, 0, 0].map((r) => row("q0", r)),
+    ...[1, 0, 0, 0].map((r) => row("q1", r)),
+    ...[1, 1, 0, 1].map((r) => row("q2", r)),
+    ...[1, 1, 1, 1].map((r) => row("q3", r)),
+    // The judge's "not yet judged" marker is not a pass.
+    ...[-1, 1].map((r) => row("q4", r)),
+  ];
+  const rates = passRates(rows);
+  assert.deepEqual(Object.fromEntries(rates), { q0: 0, q1: 0.25, q2: 0.75, q3: 1, q4: 0.5 });
+  // q5 was never sampled (its pseudo-label was dropped): rate 0.
+  const ids = (min: number, max: number) =>
+    edgePrompts(train.slice(0, 6), rates, min, max).map((q) => q.id);
+  assert.deepEqual(ids(0.25, 1), ["q1", "q2", "q3", "q4"]);
+  assert.deepEqual(ids(0.25, 0.75), ["q1", "q2", "q4"]);
+  assert.deepEqual(ids(0, 1), ["q0", "q1", "q2", "q3", "q4", "q5"]);
+  assert.deepEqual(ids(0.9, 0.95), []);
 });

@@ -170,6 +170,19 @@ export const configSchema = obj({
       doc: "share of the training questions kept out of SFT as PPO's prompts " +
         "(0: PPO samples every training question)",
     }),
+    minPassRate: num({
+      default: 0,
+      min: 0,
+      max: 1,
+      doc: "PPO samples only prompts whose share of SFT-student responses matching the " +
+        "pseudo-label (student-generate) is at least this (0: every prompt)",
+    }),
+    maxPassRate: num({
+      default: 1,
+      min: 0,
+      max: 1,
+      doc: "... and at most this (1: every prompt)",
+    }),
     rewardModelOutput: oneOf(["logit", "probability"], {
       default: "probability",
       doc: "the learned reward model's score as reward: its logit (TRL) or sigmoid(logit)",

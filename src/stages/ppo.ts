@@ -20,6 +20,9 @@ import { Trainer } from "../train/trainer.ts";
 import { padLength } from "../train/batch.ts";
 import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
 import { readLabels } from "./label.ts";
+import { edgePrompts, passRates } from "./rl_prompts.ts";
+import { readStudentRows } from "./student_generate.ts";
+import type { Question } from "../tasks/task.ts";
 import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
 import { loadRewardModel, scoreAll } from "./reward_train.ts";
 
@@ -63,6 +66,23 @@ export async function ppoStage(ctx: StageContext): Promise<StageSummary> {
   }
   out.wallSeconds = (performance.now() - start) / 1000;
   return out;
+}
+
+/** The prompts PPO draws from: those at the edge of the SFT student's reach, when asked. */
+async function promptPool(ctx: StageContext, prompts: Question[]): Promise<Question[]> {
+  const { minPassRate, maxPassRate } = ctx.cfg.ppo;
+  if (minPassRate <= 0 && maxPassRate >= 1) return prompts;
+  const rates = passRates(await readStudentRows(ctx));
+  const pool = edgePrompts(prompts, rates, minPassRate, maxPassRate);
+  ctx.log(
+    `ppo: ${pool.length} of ${prompts.length} prompts have a student pass rate in [${minPassRate}, ${maxPassRate}]`,
+  );
+  if (pool.length === 0) {
+    throw new EngineError(
+      `ppo: no prompt has a student pass rate in [ppo.minPassRate ${minPassRate}, ppo.maxPassRate ${maxPassRate}]; widen them or raise studentGenerate.samples`,
+    );
+  }
+  return pool;
 }
 
 async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Promise<StageSummary> {
@@ -109,7 +129,10 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
   const kl = new AdaptiveKl(state.beta, cfg.klTarget, cfg.klHorizon);
   const rl = rlQuestionIds(ctx);
   const prompts = rl.size ? ctx.train.filter((q) => rl.has(q.id)) : ctx.train;
-  const pool = cfg.reward === "pseudo" ? prompts.filter((q) => labels.get(q.id)?.kept) : prompts;
+  const pool = await promptPool(
+    ctx,
+    cfg.reward === "pseudo" ? prompts.filter((q) => labels.get(q.id)?.kept) : prompts,
+  );
   const pad = tokenizer.padId ?? 0;
   const eos = tokenizer.eosIds;
   const stage = reward === "model" ? "ppo" : `ppo (${reward} reward)`;

@@ -15,7 +15,6 @@ import { loadPretrained } from "../model/checkpoint.ts";
 import type { CausalLM } from "../model/llama.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
 import { readConfig } from "../model/config.ts";
-import { JsonlShards } from "../pipeline/run_dir.ts";
 import { bceWithLogits, bradleyTerry } from "../train/reward_loss.ts";
 import { Trainer } from "../train/trainer.ts";
 import { padRows } from "../train/batch.ts";
@@ -23,6 +22,7 @@ import { hash32, type ResponseRow, rng, type StageContext, type StageSummary } f
 import { isPositive, readLabels, teacherRows } from "./label.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
 import { trainLoop } from "./sft.ts";
+import { readStudentRows } from "./student_generate.ts";
 import { fitLogistic, type LogprobHead, logprobScores } from "../train/logprob_reward.ts";
 
 export interface ScoredRow {
@@ -177,10 +177,7 @@ export async function rewardData(ctx: StageContext, tokenizer: Tokenizer) {
   const cfg = ctx.cfg.reward;
   const labels = await readLabels(ctx);
   const teacher = (await teacherRows(ctx)).filter((r) => labels.get(r.id)?.kept);
-  const student = (await new JsonlShards(ctx.run, "student").readAll()) as ResponseRow[];
-  // In judge mode student-generate stored the judge's verdicts beside its units.
-  const judged = (await ctx.run.readJson("student_judged.json")) as number[] | null;
-  if (judged) student.forEach((r, i) => (r.reward = judged[i]));
+  const student = await readStudentRows(ctx);
   const rows: ScoredRow[] = [
     ...teacher.map((r) => ({
       r,

@@ -9,6 +9,16 @@ import { judgeRows, readLabels } from "./label.ts";
 import { generateResponses } from "./responses.ts";
 import { LocalSampler } from "./sampler.ts";
 import { modelDir } from "./checkpoints.ts";
+import { JsonlShards } from "../pipeline/run_dir.ts";
+import type { ResponseRow } from "./context.ts";
+
+/** The student's labelled responses; in judge mode the judge's verdicts are their rewards. */
+export async function readStudentRows(ctx: StageContext): Promise<ResponseRow[]> {
+  const rows = (await new JsonlShards(ctx.run, "student").readAll()) as ResponseRow[];
+  const judged = (await ctx.run.readJson("student_judged.json")) as number[] | null;
+  if (judged) rows.forEach((r, i) => (r.reward = judged[i]));
+  return rows;
+}
 
 export async function studentGenerate(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
