@@ -10,6 +10,8 @@ export interface DeviceInfo {
   /** True for a CPU rasteriser (llvmpipe, lavapipe, SwiftShader, WARP). */
   software: boolean;
   hasF16: boolean;
+  /** Every numeric limit the adapter reports: what the device was asked for. */
+  adapterLimits: Record<string, number>;
 }
 
 const SOFTWARE_NAMES = /llvmpipe|lavapipe|swiftshader|warp|software/i;
@@ -50,5 +52,5 @@ export async function requestDevice(opts: { quiet?: boolean } = {}): Promise<Dev
   // For the per-kernel profiler (Recorder.startProfile).
   if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  return { device, description, backend, software, hasF16 };
+  return { device, description, backend, software, hasF16, adapterLimits: requiredLimits };
 }
