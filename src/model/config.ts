@@ -2,14 +2,9 @@
  * Hugging Face `config.json` and `generation_config.json`: parsing with one-line errors that name
  * the file and the key, and writing back with the same keys (unknown keys are preserved).
  */
+import { join } from "node:path";
 import { EngineError } from "../errors.ts";
-import {
-  isPlainObject,
-  joinPath,
-  ModelFileError,
-  readJsonFileIfExists,
-  readJsonObject,
-} from "./files.ts";
+import { isPlainObject, ModelFileError, readJsonFileIfExists, readJsonObject } from "./files.ts";
 
 export type ModelType = "llama" | "qwen2";
 export type ModelHead = "lm" | "score" | "value";
@@ -304,7 +299,7 @@ export function configToJson(cfg: ModelConfig): Record<string, unknown> {
 
 /** Reads and validates `dir/config.json`. */
 export async function readConfig(dir: string): Promise<ModelConfig> {
-  const file = joinPath(dir, "config.json");
+  const file = join(dir, "config.json");
   return parseConfig(await readJsonObject(file), file);
 }
 
@@ -364,7 +359,7 @@ export function parseGenerationConfig(json: unknown, file: string): GenerationCo
 
 /** Reads `dir/generation_config.json`; a missing file gives `{}`. */
 export async function readGenerationConfig(dir: string): Promise<GenerationConfig> {
-  const file = joinPath(dir, "generation_config.json");
+  const file = join(dir, "generation_config.json");
   const json = await readJsonFileIfExists(file);
   if (json === undefined) return {};
   return parseGenerationConfig(json, file);

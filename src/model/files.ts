@@ -3,6 +3,8 @@
  * one-line file errors, JSON reading with clear messages, atomic writes.
  */
 import { EngineError } from "../errors.ts";
+import { type AtomicContent, writeAtomic } from "../util/fs.ts";
+import { errorText, oneLine } from "../util/text.ts";
 
 /**
  * A model file (config, weights, tokenizer) is missing or malformed. The message is one line that
@@ -12,29 +14,6 @@ export class ModelFileError extends EngineError {
   constructor(message: string) {
     super(oneLine(message));
   }
-}
-
-/** Collapses line breaks (and the indentation after them) so a message stays on one line. */
-export function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, " ").trim();
-}
-
-/** The message of any thrown value, on one line. */
-export function errorText(err: unknown): string {
-  return oneLine(err instanceof Error ? err.message : String(err));
-}
-
-/** `dir/name`, without doubling the separator. */
-export function joinPath(dir: string, name: string): string {
-  if (dir === "") return name;
-  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
-}
-
-/** The folder part of a path ("." for a bare file name). */
-export function dirName(path: string): string {
-  const i = path.lastIndexOf("/");
-  if (i < 0) return ".";
-  return i === 0 ? "/" : path.slice(0, i);
 }
 
 /** Whether a path exists (file or folder). */
@@ -102,49 +81,16 @@ export function isPlainObject(x: unknown): x is Record<string, unknown> {
 }
 
 /**
- * Writes a file atomically: the content goes to a temporary file in the same folder, which is
- * flushed and then renamed over `path`, so readers see either the old or the new file, never a
- * partial one. `content` is bytes, text, or a function that writes to the open temporary file.
+ * Writes a file atomically (src/util/fs.ts): readers see either the old or the new file, never a
+ * partial one. `content` is bytes, text, or a function that writes to the open temporary file. A
+ * failure is a ModelFileError naming `path` (an EngineError from `content` passes through).
  */
-export async function atomicWrite(
-  path: string,
-  content: Uint8Array | string | ((file: Deno.FsFile) => Promise<void>),
-): Promise<void> {
-  const base = path.slice(path.lastIndexOf("/") + 1);
-  const tmp = joinPath(
-    dirName(path),
-    `.${base}.tmp-${Deno.pid}-${crypto.getRandomValues(new Uint32Array(1))[0].toString(16)}`,
-  );
-  let file: Deno.FsFile | undefined;
+export async function atomicWrite(path: string, content: AtomicContent): Promise<void> {
   try {
-    file = await Deno.open(tmp, { write: true, createNew: true });
-    if (typeof content === "function") {
-      await content(file);
-    } else {
-      const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
-      await writeAll(file, bytes);
-    }
-    await file.sync();
-    file.close();
-    file = undefined;
-    await Deno.rename(tmp, path);
+    await writeAtomic(path, content);
   } catch (err) {
-    try {
-      file?.close();
-    } catch { /* already closed */ }
-    try {
-      await Deno.remove(tmp);
-    } catch { /* never created, or already renamed */ }
     if (err instanceof EngineError) throw err;
     throw new ModelFileError(`${path}: cannot write (${errorText(err)})`);
-  }
-}
-
-/** Writes every byte of `bytes` (Deno's write may write less than asked). */
-export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    done += await file.write(bytes.subarray(done));
   }
 }
 

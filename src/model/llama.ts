@@ -8,6 +8,7 @@
 import * as E from "../tensor/api.ts";
 import { keep, readAll, type Tensor } from "../tensor/tensor.ts";
 import { requiresGrad } from "../autograd/tape.ts";
+import { mulberry32 } from "../util/rng.ts";
 import type { ModelConfig } from "./config.ts";
 import type { KVCache } from "./kv_cache.ts";
 import { ModelFileError } from "./files.ts";
@@ -98,13 +99,7 @@ export class CausalLM {
 
   /** Random initialisation as HF: normal(0, 0.02) weights, unit norms, zero biases. */
   static init(config: ModelConfig, seed: number, std = 0.02): CausalLM {
-    let s = seed >>> 0;
-    const rand = () => {
-      s = (s + 0x6d2b79f5) >>> 0;
-      let t = Math.imul(s ^ (s >>> 15), s | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    const rand = mulberry32(seed);
     const host = new Map<string, HostTensor>();
     for (const [name, shape] of parameterShapes(config)) {
       const n = shape.reduce((a, b) => a * b, 1);

@@ -6,17 +6,17 @@
  * `{"__metadata__": {...}, "name": {"dtype", "shape", "data_offsets": [begin, end]}, ...}`, then
  * the data section; offsets are relative to the start of the data section.
  */
+import { join } from "node:path";
 import { EngineError } from "../errors.ts";
+import { writeAll } from "../util/fs.ts";
+import { errorText } from "../util/text.ts";
 import {
   atomicWrite,
-  errorText,
   exists,
   isPlainObject,
-  joinPath,
   ModelFileError,
   readBytes,
   readJsonObject,
-  writeAll,
 } from "./files.ts";
 
 export interface HostTensor {
@@ -233,9 +233,9 @@ export async function readSafetensorsFile(path: string): Promise<Map<string, Hos
  * `model.safetensors.index.json` and the shards its "weight_map" names.
  */
 export async function readSafetensors(dir: string): Promise<Map<string, HostTensor>> {
-  const single = joinPath(dir, "model.safetensors");
+  const single = join(dir, "model.safetensors");
   if (await exists(single)) return await readSafetensorsFile(single);
-  const indexPath = joinPath(dir, "model.safetensors.index.json");
+  const indexPath = join(dir, "model.safetensors.index.json");
   if (!(await exists(indexPath))) {
     if (!(await exists(dir))) throw new ModelFileError(`${dir}: folder not found`);
     throw new ModelFileError(
@@ -262,14 +262,14 @@ export async function readSafetensors(dir: string): Promise<Map<string, HostTens
   }
   const shards = new Map<string, Map<string, HostTensor>>();
   for (const shard of shardNames) {
-    shards.set(shard, await readSafetensorsFile(joinPath(dir, shard)));
+    shards.set(shard, await readSafetensorsFile(join(dir, shard)));
   }
   const out = new Map<string, HostTensor>();
   for (const [name, shard] of Object.entries(weightMap) as [string, string][]) {
     const t = shards.get(shard)!.get(name);
     if (!t) {
       throw new ModelFileError(
-        `${joinPath(dir, shard)}: tensor "${name}" is listed in model.safetensors.index.json ` +
+        `${join(dir, shard)}: tensor "${name}" is listed in model.safetensors.index.json ` +
           `but missing from this shard`,
       );
     }

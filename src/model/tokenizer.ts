@@ -5,12 +5,12 @@
  */
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { Template } from "@huggingface/jinja";
+import { join } from "node:path";
 import { EngineError } from "../errors.ts";
+import { errorText } from "../util/text.ts";
 import {
-  errorText,
   exists,
   isPlainObject,
-  joinPath,
   ModelFileError,
   readBytes,
   readJsonFileIfExists,
@@ -72,8 +72,8 @@ export class Tokenizer {
   /** Use loadTokenizer or tokenizerFromFiles. */
   constructor(files: TokenizerFiles, where: string, chatTemplateFile?: string) {
     this.#where = where;
-    const tokFile = joinPath(where, "tokenizer.json");
-    this.#configFile = joinPath(where, "tokenizer_config.json");
+    const tokFile = join(where, "tokenizer.json");
+    this.#configFile = join(where, "tokenizer_config.json");
     const cfg = files.tokenizerConfig;
     const tj = files.tokenizer;
     if (!isPlainObject(tj)) throw new ModelFileError(`${tokFile}: expected a JSON object`);
@@ -279,15 +279,15 @@ export function tokenizerFromFiles(files: TokenizerFiles, where = "tokenizer"): 
  * no chat_template, `dir/chat_template.jinja` (optional, as newer transformers save it).
  */
 export async function loadTokenizer(dir: string): Promise<Tokenizer> {
-  const tokenizer = await readJsonObject(joinPath(dir, "tokenizer.json"));
-  const cfgFile = joinPath(dir, "tokenizer_config.json");
+  const tokenizer = await readJsonObject(join(dir, "tokenizer.json"));
+  const cfgFile = join(dir, "tokenizer_config.json");
   const cfgJson = await readJsonFileIfExists(cfgFile);
   if (cfgJson !== undefined && !isPlainObject(cfgJson)) {
     throw new ModelFileError(`${cfgFile}: expected a JSON object at the top level`);
   }
   const tokenizerConfig: Record<string, unknown> = { ...(cfgJson ?? {}) };
   let templateFile: string | undefined;
-  const jinja = joinPath(dir, "chat_template.jinja");
+  const jinja = join(dir, "chat_template.jinja");
   if (
     (tokenizerConfig.chat_template === undefined || tokenizerConfig.chat_template === null) &&
     await exists(jinja)
@@ -383,6 +383,6 @@ export function charTokenizerFiles(
 /** Writes `dir/tokenizer.json` and `dir/tokenizer_config.json` (atomically; creates `dir`). */
 export async function writeTokenizerFiles(dir: string, files: TokenizerFiles): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
-  await writeJsonFile(joinPath(dir, "tokenizer.json"), files.tokenizer);
-  await writeJsonFile(joinPath(dir, "tokenizer_config.json"), files.tokenizerConfig);
+  await writeJsonFile(join(dir, "tokenizer.json"), files.tokenizer);
+  await writeJsonFile(join(dir, "tokenizer_config.json"), files.tokenizerConfig);
 }

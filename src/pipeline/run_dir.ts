@@ -6,53 +6,23 @@
  * folder, fsync, rename, fsync of the folder), so a kill -9 at any point leaves
  * either the old file or the new one, never a partial one.
  */
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { EngineError } from "../errors.ts";
+import { writeAll, writeAtomic } from "../util/fs.ts";
+import { firstLine, naturalCompare } from "../util/text.ts";
 
 /** A run-directory file is unreadable or corrupt; the message is one line. */
 export class RunDirError extends EngineError {}
 
 const encoder = new TextEncoder();
 
-/** Writes `data` to `path` atomically: temp file beside it, fsync, rename. */
+/**
+ * Writes `data` to `path` atomically (src/util/fs.ts: temp file beside it, fsync, rename, fsync
+ * of the folder), creating the folder first if need be.
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const dir = dirname(path);
-  await Deno.mkdir(dir, { recursive: true });
-  const tmp = join(
-    dir,
-    `.${basename(path)}.${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`,
-  );
-  const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  try {
-    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    try {
-      let off = 0;
-      while (off < bytes.length) off += await f.write(bytes.subarray(off));
-      await f.sync();
-    } finally {
-      f.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
-    throw err;
-  }
-  await syncDir(dir);
-}
-
-/** fsyncs a folder so a rename in it is durable; best effort (not every OS allows it). */
-async function syncDir(dir: string): Promise<void> {
-  if (Deno.build.os === "windows") return;
-  try {
-    const d = await Deno.open(dir, { read: true });
-    try {
-      await d.sync();
-    } finally {
-      d.close();
-    }
-  } catch {
-    // Some file systems refuse fsync on a directory; the rename itself is still atomic.
-  }
+  await Deno.mkdir(dirname(path), { recursive: true });
+  await writeAtomic(path, data);
 }
 
 /** A run directory. Paths given to its methods are relative to `root`. */
@@ -176,10 +146,6 @@ export class RunDir {
   }
 }
 
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split(/\r?\n/)[0];
-}
-
 const UNIT_ID = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 
 /**
@@ -268,29 +234,8 @@ function checkUnitId(unitId: string): void {
   }
 }
 
-/** Natural order: digit runs compare by value, the rest by code unit. */
-export function compareUnitIds(a: string, b: string): number {
-  const re = /(\d+)|(\D+)/g;
-  const pa = a.match(re) ?? [];
-  const pb = b.match(re) ?? [];
-  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
-    const x = pa[i];
-    const y = pb[i];
-    if (x === y) continue;
-    const dx = /^\d/.test(x);
-    const dy = /^\d/.test(y);
-    if (dx && dy) {
-      const nx = x.replace(/^0+/, "");
-      const ny = y.replace(/^0+/, "");
-      if (nx.length !== ny.length) return nx.length - ny.length;
-      if (nx !== ny) return nx < ny ? -1 : 1;
-      return x.length - y.length; // "01" after "1"
-    }
-    return x < y ? -1 : 1;
-  }
-  if (pa.length !== pb.length) return pa.length - pb.length;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+/** Natural order of unit ids: digit runs compare by value, the rest by code unit. */
+export const compareUnitIds: (a: string, b: string) => number = naturalCompare;
 
 /** One metrics.jsonl line. `t` is seconds since the Unix epoch. */
 export interface MetricRow {
@@ -368,9 +313,7 @@ export class MetricsLog {
           if (last[0] !== 0x0a) text = "\n" + text;
         }
       }
-      const bytes = encoder.encode(text);
-      let off = 0;
-      while (off < bytes.length) off += await f.write(bytes.subarray(off));
+      await writeAll(f, encoder.encode(text));
     } finally {
       f.close();
     }

@@ -6,6 +6,7 @@
  * the schema, and `describe` lists every key for `--help`.
  */
 import { EngineError } from "../errors.ts";
+import { firstLine } from "../util/text.ts";
 
 /** A config file or override the schema rejects; the message is one line. */
 export class ConfigError extends EngineError {}
@@ -494,20 +495,16 @@ export async function loadConfig<S extends AnySchema>(
       if (err instanceof Deno.errors.IsADirectory) {
         throw new ConfigError(`${path}: is a directory, not a config file`);
       }
-      throw new ConfigError(`${path}: cannot read config (${oneLine(err)})`);
+      throw new ConfigError(`${path}: cannot read config (${firstLine(err)})`);
     }
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw new ConfigError(`${path}: invalid JSON (${oneLine(err)})`);
+      throw new ConfigError(`${path}: invalid JSON (${firstLine(err)})`);
     }
   }
   const merged = applyOverrides(schema, raw, overrides);
   return validate(schema, merged, path ?? "config");
-}
-
-function oneLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split(/\r?\n/)[0];
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import { basename, join, resolve } from "node:path";
 import { STAGE_NAMES } from "../pipeline/pipeline.ts";
 import type { ProgressSnapshot } from "../pipeline/progress.ts";
 import type { LabelRow, ResponseRow } from "../stages/context.ts";
+import { naturalCompare } from "../util/text.ts";
 import { MetricsFeed } from "./metrics_feed.ts";
 import { SafeDir, within } from "./safe_fs.ts";
 
@@ -266,7 +267,9 @@ export class Run {
 
   /** Every response row of `teacher/` or `student/`, in unit order (cached per file set). */
   async responses(kind: "teacher" | "student"): Promise<ResponseRow[]> {
-    const names = (await this.dir.list(kind, ".jsonl")).sort(naturalCompare);
+    // Unit order as the pipeline reads it (JsonlShards.readAll): ids in natural order.
+    const names = (await this.dir.list(kind, ".jsonl"))
+      .sort((a, b) => naturalCompare(a.slice(0, -".jsonl".length), b.slice(0, -".jsonl".length)));
     const stats = await Promise.all(names.map((n) => this.dir.stat(`${kind}/${n}`)));
     const key = names.map((n, i) => `${n}:${stats[i]?.size}:${stats[i]?.mtime?.getTime()}`)
       .join("|");
@@ -448,10 +451,6 @@ function group(rows: ResponseRow[]): Map<string, ResponseRow[]> {
     else m.set(r.id, [r]);
   }
   return m;
-}
-
-function naturalCompare(a: string, b: string): number {
-  return a.localeCompare(b, "en", { numeric: true });
 }
 
 /** The runs a server shows: one run directory, or every run in a runs folder. */

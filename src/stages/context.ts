@@ -7,6 +7,7 @@ import type { Config } from "../pipeline/config.ts";
 import { MetricsLog, RunDir } from "../pipeline/run_dir.ts";
 import { Progress } from "../pipeline/progress.ts";
 import { loadTask, type Question, type Task } from "../tasks/task.ts";
+import { mulberry32 } from "../util/rng.ts";
 import type { Sample } from "./sampler.ts";
 
 /**
@@ -135,13 +136,7 @@ export function answerOf(ctx: StageContext, s: Sample): string | null {
 
 /** A deterministic PRNG (mulberry32) from a seed and a stream, for resumable choices. */
 export function rng(seed: number, stream = 0): () => number {
-  let s = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream + 1, 0xc2b2ae35)) >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(s ^ (s >>> 15), s | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream + 1, 0xc2b2ae35));
 }
 
 /** A stable 32-bit hash of a string (FNV-1a), e.g. to split questions by id. */

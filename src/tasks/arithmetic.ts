@@ -7,6 +7,7 @@
  * Every character it can emit is in ARITHMETIC_CHARS.
  */
 import { EngineError } from "../errors.ts";
+import { mulberry32 } from "../util/rng.ts";
 import { gsm8kPrompt } from "./gsm8k.ts";
 import type { Question } from "./task.ts";
 
@@ -91,16 +92,11 @@ const CLAUSES: Record<ArithmeticOp, string[]> = {
   "*": ["ends up with N times as many", "gets enough to have N times as many"],
 };
 
-/** mulberry32 on a splitmix-style mix of the seed: small, fast, and the same on every platform. */
+/** mulberry32 on a splitmix-style mix of the seed (all 53 bits of it). */
 function makeRng(seed: number): () => number {
-  let a = (Math.imul((seed >>> 0) ^ Math.floor(seed / 4294967296), 0x9e3779b1) ^ 0x85ebca6b) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(
+    Math.imul((seed >>> 0) ^ Math.floor(seed / 4294967296), 0x9e3779b1) ^ 0x85ebca6b,
+  );
 }
 
 function checkConfig(cfg: ArithmeticConfig): void {

@@ -4,6 +4,7 @@
  * `data/x.jsonl: file not found`.
  */
 import { EngineError } from "../errors.ts";
+import { errorText } from "../util/text.ts";
 
 /** A dataset file is missing or malformed. The message names the file (and line) and the problem. */
 export class DataError extends EngineError {}
@@ -12,11 +13,6 @@ export class DataError extends EngineError {}
 export interface JsonlRow {
   line: number;
   row: Record<string, unknown>;
-}
-
-/** Collapses a message to one line (error texts from the runtime may carry newlines). */
-export function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, " ").trim();
 }
 
 function describe(value: unknown): string {
@@ -34,8 +30,7 @@ export async function readTextFile(path: string): Promise<string> {
     if (err instanceof Deno.errors.IsADirectory) {
       throw new DataError(`${path}: is a directory, not a file`);
     }
-    const msg = err instanceof Error ? err.message : String(err);
-    throw new DataError(`${path}: cannot read (${oneLine(msg)})`);
+    throw new DataError(`${path}: cannot read (${errorText(err)})`);
   }
 }
 
@@ -51,8 +46,7 @@ export function parseJsonl(text: string, path: string): JsonlRow[] {
     try {
       value = JSON.parse(raw);
     } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      throw new DataError(`${where}: not valid JSON (${oneLine(msg)})`);
+      throw new DataError(`${where}: not valid JSON (${errorText(err)})`);
     }
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       throw new DataError(`${where}: expected a JSON object, got ${describe(value)}`);

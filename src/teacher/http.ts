@@ -266,7 +266,7 @@ export class HttpTeacher {
           fail: {
             retry: false,
             kind: "http",
-            what: `the response is not JSON: ${clip(oneLine(text), 200)}`,
+            what: `the response is not JSON: ${clip(squashSpace(text), 200)}`,
           },
         };
       }
@@ -333,10 +333,10 @@ function networkReason(err: unknown): string {
   const known = all.match(
     /Connection refused|Connection reset by peer|connection closed before message completed|No route to host|Network is unreachable|Host is unreachable|Connection timed out|failed to lookup address information[^|(]*|dns error[^|(]*|certificate[^|(]*|invalid peer certificate[^|(]*/i,
   );
-  if (known) return oneLine(known[0]).replace(/:\s*$/, "").trim();
+  if (known) return squashSpace(known[0]).replace(/:\s*$/, "").trim();
   // Fall back on the innermost part: "...: client error (Connect): tcp connect error: X (os error N)".
   const last = all.split(/: /).pop() ?? all;
-  return clip(oneLine(last.replace(/\s*\(os error \d+\)/, "")), 200);
+  return clip(squashSpace(last.replace(/\s*\(os error \d+\)/, "")), 200);
 }
 
 /** The error text of an OpenAI-style (or vLLM/FastAPI-style) error body, on one line. */
@@ -354,11 +354,11 @@ function serverMessage(text: string): string {
       return undefined;
     };
     const m = pick(j) ?? (Array.isArray(j?.detail) ? JSON.stringify(j.detail) : undefined);
-    if (m !== undefined) return clip(oneLine(m), 300);
+    if (m !== undefined) return clip(squashSpace(m), 300);
   } catch {
     // not JSON: use the text
   }
-  return clip(oneLine(t.replace(/<[^>]*>/g, " ")), 300);
+  return clip(squashSpace(t.replace(/<[^>]*>/g, " ")), 300);
 }
 
 /** Retry-After as milliseconds: delta-seconds or an HTTP date. */
@@ -370,7 +370,8 @@ function parseRetryAfter(v: string | null): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-function oneLine(s: string): string {
+/** Every whitespace run (line breaks, tabs, repeated spaces) as one space, trimmed. */
+function squashSpace(s: string): string {
   return s.replace(/\s+/g, " ").trim();
 }
 

@@ -131,38 +131,33 @@ export interface OpAttrs
 
 export type OpName = keyof OpAttrs;
 
-/** Ops with no gradient: helpers, comparisons, integer results, backward kernels. */
-export type NonDiffOp =
-  | UnaryHelperOp
-  | CompareOp
-  | "argmax"
-  | "decodeAttention"
-  | "cast"
-  | "sample"
-  | "softmaxBackward"
-  | "crossEntropyBackward"
-  | "rmsNormBackwardX"
-  | "rmsNormBackwardW"
-  | "embeddingBackward"
-  | "scatterLast";
+/**
+ * The ops with no gradient besides the helpers and comparisons: integer results, backward kernels
+ * and the decode-only fused attention. NonDiffOp and isDifferentiable both come from this list.
+ */
+const NON_DIFF_OPS = [
+  "argmax",
+  "decodeAttention",
+  "cast",
+  "sample",
+  "softmaxBackward",
+  "crossEntropyBackward",
+  "rmsNormBackwardX",
+  "rmsNormBackwardW",
+  "embeddingBackward",
+  "scatterLast",
+] as const satisfies readonly OpName[];
+
+/** Ops with no gradient, hence no GRADS rule and no tape node. */
+export type NonDiffOp = UnaryHelperOp | CompareOp | (typeof NON_DIFF_OPS)[number];
 
 export type DiffOp = Exclude<OpName, NonDiffOp>;
 
-const NON_DIFF = new Set<string>(
-  [
-    ...Object.keys(UNARY_HELPERS),
-    ...Object.keys(COMPARE),
-    "argmax",
-    "cast",
-    "sample",
-    "softmaxBackward",
-    "crossEntropyBackward",
-    "rmsNormBackwardX",
-    "rmsNormBackwardW",
-    "embeddingBackward",
-    "scatterLast",
-  ] satisfies string[],
-);
+const NON_DIFF: ReadonlySet<string> = new Set<NonDiffOp>([
+  ...Object.keys(UNARY_HELPERS) as UnaryHelperOp[],
+  ...Object.keys(COMPARE) as CompareOp[],
+  ...NON_DIFF_OPS,
+]);
 
 export function isDifferentiable(op: OpName): op is DiffOp {
   return !NON_DIFF.has(op);

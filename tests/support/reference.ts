@@ -2,6 +2,8 @@
  * Float64 CPU reference implementations, written independently of the
  * kernels, that the GPU ops are checked against. Arrays are flat, row-major.
  */
+import { mulberry32 } from "../../src/util/rng.ts";
+
 export type F64 = Float64Array;
 
 export function numel(shape: readonly number[]): number {
@@ -231,14 +233,7 @@ export function permute(
 
 /** A seeded PRNG (mulberry32) so every test input is reproducible. */
 export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 export function randn(n: number, r: () => number, scale = 1): Float32Array {
