@@ -58,6 +58,12 @@ export interface PpoUpdateStats {
   /** Rows trained on: all with a value model, the mixed-score groups without. */
   trainedRows: number;
   tokensTrained: number;
+  /**
+   * Wall seconds of the two parts (for bench/ppo_bench.ts): old and reference
+   * log-probs and values, read back; then the advantages and every minibatch
+   * step, up to the read-back of their statistics.
+   */
+  seconds: { logprobs: number; update: number };
 }
 
 /** Gathers the given rows of a [B, width] array. */
@@ -97,7 +103,9 @@ export async function ppoUpdate(
 ): Promise<PpoUpdateStats> {
   const { B, T } = ro;
   const W = T - 1;
+  const started = performance.now();
   const { logp, refLogp, values } = await scoreRollout(ro, m, cfg.temperature);
+  const scored = performance.now();
   const { rewards, kl: klTok } = klRewards(logp, refLogp, ro.mask, ro.scores, B, W, cfg.beta);
   const group = m.valueTrainer === null;
   const { advantages, returns } = group
@@ -156,6 +164,7 @@ export async function ppoUpdate(
   const v = host.slice(policyStats.length);
   [...policyStats, ...valueStats].forEach((t) => t.destroy());
   Trainer.checkFinite(where.stage, where.iteration, [...p, ...v]);
+  const updated = performance.now();
   const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
   const every = (k: number) => p.filter((_, i) => i % 3 === k);
   let kl = 0;
@@ -168,5 +177,6 @@ export async function ppoUpdate(
     valueLoss: mean(v),
     trainedRows: trained.length,
     tokensTrained,
+    seconds: { logprobs: (scored - started) / 1000, update: (updated - scored) / 1000 },
   };
 }
