@@ -34,7 +34,7 @@ import {
 import { generate, type Generation } from "../src/generate/generate.ts";
 import { type PpoModels, ppoUpdate, type ScoredRollout } from "../src/train/ppo_update.ts";
 import { Trainer } from "../src/train/trainer.ts";
-import { padLength } from "../src/train/batch.ts";
+import { drawPrompts, penalisedScores, rolloutBatch } from "../src/train/rollout.ts";
 import { loadTask, type Question, type Task } from "../src/tasks/task.ts";
 import { ARITHMETIC_CHARS } from "../src/tasks/arithmetic.ts";
 import { hash32, rlQuestionIds, rng } from "../src/stages/context.ts";
@@ -271,26 +271,9 @@ function iterationPrompts(
   tokenizer: Tokenizer,
   it: number,
 ): number[][] {
-  const r = rng(cfg.seed, 9000 + it);
-  return Array.from(
-    { length: cfg.ppo.promptsPerIteration },
-    () => pool[Math.floor(r() * pool.length)],
-  )
-    .flatMap((q) => Array<Question>(cfg.ppo.samplesPerPrompt).fill(q))
+  const { promptsPerIteration, samplesPerPrompt } = cfg.ppo;
+  return drawPrompts(pool, promptsPerIteration, samplesPerPrompt, rng(cfg.seed, 9000 + it))
     .map((q) => tokenizer.encode(q.prompt));
-}
-
-/** Right-padded ids [B, T] (T - 1 a multiple of 8) and the response mask [B, T-1], as ppo.ts. */
-function rolloutBatch(seqs: number[][], promptLengths: number[], pad: number) {
-  const B = seqs.length;
-  const T = padLength(Math.max(...seqs.map((s) => s.length)) - 1) + 1;
-  const ids = new Int32Array(B * T).fill(pad);
-  const mask = new Float32Array(B * (T - 1));
-  seqs.forEach((s, b) => {
-    ids.set(s, b * T);
-    for (let j = promptLengths[b] - 1; j < s.length - 1; j++) mask[b * (T - 1) + j] = 1;
-  });
-  return { B, T, ids, mask };
 }
 
 /** The reward model's scores with ppo.ts's output mapping and penalties. */
@@ -306,11 +289,14 @@ async function scoreResponses(
   if (cfg.ppo.rewardModelOutput === "probability") {
     scores = scores.map((s) => 1 / (1 + Math.exp(-s)));
   }
-  gens.forEach((g, b) => {
-    if (task.extract(g.text) === null) scores[b] -= cfg.ppo.noAnswerPenalty;
-    if (g.finishReason !== "eos") scores[b] -= cfg.ppo.noEosPenalty;
-  });
-  return scores;
+  return penalisedScores(
+    scores,
+    gens.map((g) => ({
+      hasAnswer: task.extract(g.text) !== null,
+      endedWithEos: g.finishReason === "eos",
+    })),
+    { noAnswer: cfg.ppo.noAnswerPenalty, noEos: cfg.ppo.noEosPenalty },
+  );
 }
 
 function gpuCounts(): GpuCounts {

@@ -10,15 +10,24 @@
  * index, so a resumed run repeats the uninterrupted one.
  */
 import { EngineError } from "../errors.ts";
-import { generate } from "../generate/generate.ts";
+import { generate, type Generation } from "../generate/generate.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 import type { CausalLM } from "../model/llama.ts";
 import { sameAnswer } from "../tasks/answers.ts";
 import { AdaptiveKl } from "../train/ppo_math.ts";
-import { ppoUpdate, type ScoredRollout } from "../train/ppo_update.ts";
+import { ppoUpdate, type PpoUpdateStats, type ScoredRollout } from "../train/ppo_update.ts";
+import { drawPrompts, penalisedScores, rolloutBatch } from "../train/rollout.ts";
 import { Trainer } from "../train/trainer.ts";
-import { padLength } from "../train/batch.ts";
-import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
+import type { Config } from "../pipeline/config.ts";
+import {
+  hash32,
+  type LabelRow,
+  rlQuestionIds,
+  rng,
+  type StageContext,
+  type StageSummary,
+} from "./context.ts";
 import { readLabels } from "./label.ts";
 import { edgePrompts, passRates } from "./rl_prompts.ts";
 import { readStudentRows } from "./student_generate.ts";
@@ -85,36 +94,40 @@ async function promptPool(ctx: StageContext, prompts: Question[]): Promise<Quest
   return pool;
 }
 
-async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Promise<StageSummary> {
-  const start = performance.now();
-  const cfg = { ...ctx.cfg.ppo, reward };
-  const labels = await readLabels(ctx);
+/** The models, trainers and state of one PPO run, fresh or resumed. */
+interface PpoRunModels {
+  policy: CausalLM;
+  ref: CausalLM;
+  value: CausalLM | null;
+  rm: Awaited<ReturnType<typeof loadRewardModel>> | null;
+  tokenizer: Tokenizer;
+  policyTrainer: Trainer;
+  valueTrainer: Trainer | null;
+  state: PpoState;
+}
+
+type PpoRunConfig = Config["ppo"] & { reward: RewardSource };
+
+async function loadRun(
+  ctx: StageContext,
+  cfg: PpoRunConfig,
+  rel: string,
+): Promise<PpoRunModels> {
   const sftDir = await modelDir(ctx, "sft");
   const latest = await latestCheckpoint(ctx, rel);
   const resumeDir = latest ? ctx.run.path(latest.dir) : null;
-
   const { model: policy, tokenizer } = await loadPretrained(
     resumeDir ? `${resumeDir}/policy` : sftDir,
   );
-  const group = cfg.advantage === "group";
-  const value = group
+  const value = cfg.advantage === "group"
     ? null
     : (await loadPretrained(resumeDir ? `${resumeDir}/value` : sftDir, { head: "score" })).model;
   const { model: ref } = await loadPretrained(sftDir);
   const rm = cfg.reward === "model" ? await loadRewardModel(ctx) : null;
-  const policyTrainer = new Trainer(policy, {
-    lr: cfg.lr,
-    totalSteps: 1,
-    schedule: "constant",
-    maxGradNorm: cfg.maxGradNorm,
-  });
-  const valueTrainer = value &&
-    new Trainer(value, {
-      lr: cfg.valueLr,
-      totalSteps: 1,
-      schedule: "constant",
-      maxGradNorm: cfg.maxGradNorm,
-    });
+  const trainer = (model: CausalLM, lr: number) =>
+    new Trainer(model, { lr, totalSteps: 1, schedule: "constant", maxGradNorm: cfg.maxGradNorm });
+  const policyTrainer = trainer(policy, cfg.lr);
+  const valueTrainer = value && trainer(value, cfg.valueLr);
   const state: PpoState = resumeDir
     ? ((await ctx.run.readJson(`${latest!.dir}/state.json`)) as PpoState)
     : { iteration: 0, beta: cfg.klCoef, tokensGenerated: 0, tokensTrained: 0 };
@@ -122,141 +135,150 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     await policyTrainer.resume(`${resumeDir}/policy`);
     await valueTrainer?.resume(`${resumeDir}/value`);
   }
-  const saveModels = async (dir: string) => {
-    await policyTrainer.save(`${dir}/policy`, tokenizer);
-    await valueTrainer?.save(`${dir}/value`, tokenizer);
+  return { policy, ref, value, rm, tokenizer, policyTrainer, valueTrainer, state };
+}
+
+/** Samples this iteration's responses: prompts drawn by the iteration's own stream. */
+async function sampleRollout(
+  ctx: StageContext,
+  m: PpoRunModels,
+  cfg: PpoRunConfig,
+  pool: Question[],
+  it: number,
+): Promise<{ qs: Question[]; prompts: number[][]; gens: Generation[] }> {
+  const qs = drawPrompts(
+    pool,
+    cfg.promptsPerIteration,
+    cfg.samplesPerPrompt,
+    rng(ctx.cfg.seed, 9000 + it),
+  );
+  const prompts = qs.map((q) => m.tokenizer.encode(q.prompt));
+  const gens = await generate(m.policy, m.tokenizer, prompts, {
+    maxNewTokens: cfg.maxNewTokens,
+    temperature: cfg.temperature,
+    seed: hash32(`ppo:${ctx.cfg.seed}:${it}`),
+    eosTokenIds: m.tokenizer.eosIds,
+    stopStrings: ctx.task.stop,
+  });
+  return { qs, prompts, gens };
+}
+
+/** Each response's reward: the reward model's, or its answer's match with a label; then penalties. */
+async function rolloutRewards(
+  ctx: StageContext,
+  m: PpoRunModels,
+  cfg: PpoRunConfig,
+  labels: Map<string, LabelRow>,
+  { qs, prompts, gens }: { qs: Question[]; prompts: number[][]; gens: Generation[] },
+  seqs: number[][],
+): Promise<Float32Array> {
+  let scores: Float32Array;
+  if (m.rm) {
+    scores = await scoreAll(m.rm.scorer, seqs, prompts.map((p) => p.length), 128);
+    // On the gold reward's 0-1 scale, a KL coefficient means the same for every reward source.
+    if (cfg.rewardModelOutput === "probability") {
+      scores = scores.map((s) => 1 / (1 + Math.exp(-s)));
+    }
+  } else {
+    scores = Float32Array.from(gens, (g, b) => {
+      const target = cfg.reward === "gold"
+        ? qs[b].gold
+        : labels.get(qs[b].id)?.pseudo_label ?? null;
+      return sameAnswer(ctx.task.extract(g.text), target) ? 1 : 0;
+    });
+  }
+  return penalisedScores(
+    scores,
+    gens.map((g) => ({
+      hasAnswer: ctx.task.extract(g.text) !== null,
+      endedWithEos: g.finishReason === "eos",
+    })),
+    { noAnswer: cfg.noAnswerPenalty, noEos: cfg.noEosPenalty },
+  );
+}
+
+/** What one iteration logs to metrics.jsonl. */
+function iterationMetrics(ro: Rollout, u: PpoUpdateStats, beta: number) {
+  return {
+    reward: ro.scores.reduce((a, b) => a + b, 0) / ro.B,
+    kl: u.kl,
+    entropy: u.entropy,
+    clipfrac: u.clipfrac,
+    policy_loss: u.policyLoss,
+    value_loss: u.valueLoss,
+    trained_fraction: u.trainedRows / ro.B,
+    response_length: ro.lengths.reduce((a, b) => a + b, 0) / ro.B,
+    beta,
   };
-  const kl = new AdaptiveKl(state.beta, cfg.klTarget, cfg.klHorizon);
+}
+
+/** Saves the policy (and value model) and the run's state as checkpoint `step`. */
+function checkpoint(ctx: StageContext, rel: string, m: PpoRunModels, state: PpoState) {
+  return saveCheckpoint(ctx, rel, state.iteration, async (dir) => {
+    await m.policyTrainer.save(`${dir}/policy`, m.tokenizer);
+    await m.valueTrainer?.save(`${dir}/value`, m.tokenizer);
+    await Deno.writeTextFile(`${dir}/state.json`, JSON.stringify(state));
+  });
+}
+
+async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Promise<StageSummary> {
+  const start = performance.now();
+  const cfg: PpoRunConfig = { ...ctx.cfg.ppo, reward };
+  const labels = await readLabels(ctx);
+  const resumed = (await latestCheckpoint(ctx, rel)) !== null;
+  const m = await loadRun(ctx, cfg, rel);
+  const kl = new AdaptiveKl(m.state.beta, cfg.klTarget, cfg.klHorizon);
   const rl = rlQuestionIds(ctx);
   const prompts = rl.size ? ctx.train.filter((q) => rl.has(q.id)) : ctx.train;
   const pool = await promptPool(
     ctx,
-    cfg.reward === "pseudo" ? prompts.filter((q) => labels.get(q.id)?.kept) : prompts,
+    reward === "pseudo" ? prompts.filter((q) => labels.get(q.id)?.kept) : prompts,
   );
-  const pad = tokenizer.padId ?? 0;
-  const eos = tokenizer.eosIds;
   const stage = reward === "model" ? "ppo" : `ppo (${reward} reward)`;
   const bar = ctx.progress(stage, cfg.iterations, "iterations");
-  bar.tick(state.iteration);
-  let lastKl = state.lastKl ?? 0;
-  let tokensGenerated = state.tokensGenerated;
-  let tokensTrained = state.tokensTrained;
-  const saveState = (dir: string, iteration: number) =>
-    Deno.writeTextFile(
-      `${dir}/state.json`,
-      JSON.stringify(
-        { iteration, beta: kl.beta, tokensGenerated, tokensTrained, lastKl } satisfies PpoState,
-      ),
-    );
+  bar.tick(m.state.iteration);
+  const state: PpoState = { ...m.state, lastKl: m.state.lastKl ?? 0 };
 
-  const rollout = async (it: number): Promise<Rollout> => {
-    const r = rng(ctx.cfg.seed, 9000 + it);
-    const qs = Array.from(
-      { length: cfg.promptsPerIteration },
-      () => pool[Math.floor(r() * pool.length)],
-    ).flatMap((q) => Array(cfg.samplesPerPrompt).fill(q));
-    const prompts = qs.map((q) => tokenizer.encode(q.prompt));
-    const gens = await generate(policy, tokenizer, prompts, {
-      maxNewTokens: cfg.maxNewTokens,
-      temperature: cfg.temperature,
-      seed: hash32(`ppo:${ctx.cfg.seed}:${it}`),
-      eosTokenIds: eos,
-      stopStrings: ctx.task.stop,
-    });
-    const seqs = prompts.map((p, b) => [...p, ...gens[b].ids]);
-    const B = seqs.length;
-    // +1: position j scores token j+1, so T-1 (the scored width) is the padded length.
-    const T = padLength(Math.max(...seqs.map((s) => s.length)) - 1) + 1;
-    const ids = new Int32Array(B * T).fill(pad);
-    const mask = new Float32Array(B * (T - 1));
-    seqs.forEach((s, b) => {
-      ids.set(s, b * T);
-      for (let j = prompts[b].length - 1; j < s.length - 1; j++) mask[b * (T - 1) + j] = 1;
-    });
-    let scores: Float32Array;
-    if (rm) {
-      scores = await scoreAll(rm.scorer, seqs, prompts.map((p) => p.length), 128);
-      // On the gold reward's 0-1 scale, a KL coefficient means the same for every reward source.
-      if (cfg.rewardModelOutput === "probability") {
-        scores = scores.map((s) => 1 / (1 + Math.exp(-s)));
-      }
-    } else {
-      scores = Float32Array.from(gens, (g, b) => {
-        const answer = ctx.task.extract(g.text);
-        const target = cfg.reward === "gold"
-          ? qs[b].gold
-          : labels.get(qs[b].id)?.pseudo_label ?? null;
-        return sameAnswer(answer, target) ? 1 : 0;
-      });
-    }
-    gens.forEach((g, b) => {
-      if (ctx.task.extract(g.text) === null) scores[b] -= cfg.noAnswerPenalty;
-      if (g.finishReason !== "eos") scores[b] -= cfg.noEosPenalty;
-    });
-    tokensGenerated += gens.reduce((s, g) => s + g.ids.length, 0);
-    return {
-      B,
-      T,
-      ids,
-      mask,
+  for (let it = m.state.iteration; it < cfg.iterations; it++) {
+    const sampled = await sampleRollout(ctx, m, cfg, pool, it);
+    const seqs = sampled.prompts.map((p, b) => [...p, ...sampled.gens[b].ids]);
+    const ro: Rollout = {
+      ...rolloutBatch(seqs, sampled.prompts.map((p) => p.length), m.tokenizer.padId ?? 0),
       seqs,
-      scores,
-      texts: gens.map((g) => g.text),
-      lengths: gens.map((g) => g.ids.length),
+      scores: await rolloutRewards(ctx, m, cfg, labels, sampled, seqs),
+      texts: sampled.gens.map((g) => g.text),
+      lengths: sampled.gens.map((g) => g.ids.length),
     };
-  };
-
-  for (let it = state.iteration; it < cfg.iterations; it++) {
-    const ro = await rollout(it);
+    state.tokensGenerated += sampled.gens.reduce((s, g) => s + g.ids.length, 0);
     const u = await ppoUpdate(
       ro,
-      { policy, ref, policyTrainer, valueTrainer },
-      {
-        ...cfg,
-        beta: kl.beta,
-        updatePolicy: it >= cfg.valueWarmupSteps,
-      },
+      m,
+      { ...cfg, beta: kl.beta, updatePolicy: it >= cfg.valueWarmupSteps },
       rng(ctx.cfg.seed, 20000 + it),
       { stage, iteration: it },
     );
-    tokensTrained += u.tokensTrained;
-    lastKl = u.kl;
-    const metrics = {
-      reward: ro.scores.reduce((a, b) => a + b, 0) / ro.B,
-      kl: u.kl,
-      entropy: u.entropy,
-      clipfrac: u.clipfrac,
-      policy_loss: u.policyLoss,
-      value_loss: u.valueLoss,
-      trained_fraction: u.trainedRows / ro.B,
-      response_length: ro.lengths.reduce((a, b) => a + b, 0) / ro.B,
-      beta: kl.beta,
-    };
+    state.tokensTrained += u.tokensTrained;
+    state.lastKl = u.kl;
+    const metrics = iterationMetrics(ro, u, kl.beta);
     ctx.metrics.log(rel, it, metrics);
     if (cfg.klTarget > 0) kl.update(u.kl, ro.B);
     bar.tick(1, { reward: +metrics.reward.toFixed(3), kl: +metrics.kl.toFixed(3) });
+    state.iteration = it + 1;
+    state.beta = kl.beta;
     if ((it + 1) % cfg.checkpointEvery === 0 || it + 1 === cfg.iterations) {
-      await saveCheckpoint(ctx, rel, it + 1, async (dir) => {
-        await saveModels(dir);
-        await saveState(dir, it + 1);
-      });
+      await checkpoint(ctx, rel, m, state);
     }
   }
-  if (cfg.iterations === 0 && !latest) {
-    await saveCheckpoint(ctx, rel, 0, async (dir) => {
-      await saveModels(dir);
-      await saveState(dir, 0);
-    });
-  }
+  if (cfg.iterations === 0 && !resumed) await checkpoint(ctx, rel, m, state);
   await ctx.metrics.flush();
   bar.done();
-  for (const m of [policy, value, ref, rm?.model] as (CausalLM | null | undefined)[]) m?.destroy();
-  policyTrainer.destroy();
-  valueTrainer?.destroy();
+  for (const model of [m.policy, m.value, m.ref, m.rm?.model]) model?.destroy();
+  m.policyTrainer.destroy();
+  m.valueTrainer?.destroy();
   return {
-    tokensGenerated,
-    tokensTrained,
-    finalKl: lastKl,
+    tokensGenerated: state.tokensGenerated,
+    tokensTrained: state.tokensTrained,
+    finalKl: state.lastKl ?? 0,
     wallSeconds: (performance.now() - start) / 1000,
   };
 }
