@@ -21,8 +21,8 @@
 import { parseArgs } from "node:util";
 import * as E from "../mod.ts";
 import { EngineError, gpu, initGpu, noGrad, runMain, tidy } from "../mod.ts";
-import { type Config, configSchema } from "../src/pipeline/config.ts";
-import { loadConfig } from "../src/pipeline/schema.ts";
+import { type Config, configSchema } from "../src/run/config.ts";
+import { loadConfig } from "../src/util/schema.ts";
 import { type ModelConfig, readConfig, smallConfig } from "../src/model/config.ts";
 import { CausalLM } from "../src/model/llama.ts";
 import {
@@ -35,7 +35,8 @@ import { generate, type Generation } from "../src/generate/generate.ts";
 import { type PpoModels, ppoUpdate, type ScoredRollout } from "../src/train/ppo_update.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import { drawPrompts, penalisedScores, rolloutBatch } from "../src/train/rollout.ts";
-import { loadTask, type Question, type Task } from "../src/tasks/task.ts";
+import { loadTask } from "../src/tasks/task.ts";
+import type { Question, Task } from "../src/tasks/types.ts";
 import { ARITHMETIC_CHARS } from "../src/tasks/arithmetic.ts";
 import { hash32, rlQuestionIds, rng } from "../src/stages/context.ts";
 import { scoreAll, type Scorer, scorerOf } from "../src/stages/reward_train.ts";

@@ -14,8 +14,8 @@ import { smallConfig } from "../src/model/config.ts";
 import { CausalLM } from "../src/model/llama.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import { lmLoss } from "../src/train/lm_loss.ts";
-import { MetricsLog, RunDir } from "../src/pipeline/run_dir.ts";
-import { Progress } from "../src/pipeline/progress.ts";
+import { MetricsLog, RunDir } from "../src/run/run_dir.ts";
+import { Progress } from "../src/run/progress.ts";
 import { startServer } from "../src/server/app.ts";
 
 const { values } = parseArgs({

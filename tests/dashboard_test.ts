@@ -10,9 +10,9 @@
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import "./support/gpu.ts";
-import { configSchema } from "../src/pipeline/config.ts";
+import { configSchema } from "../src/run/config.ts";
 import { runPipeline } from "../src/pipeline/pipeline.ts";
-import { validate } from "../src/pipeline/schema.ts";
+import { validate } from "../src/util/schema.ts";
 import { progressRegistry } from "../src/stages/context.ts";
 import { type Server, startServer } from "../src/server/app.ts";
 

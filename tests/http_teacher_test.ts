@@ -10,7 +10,7 @@ import {
   TeacherError,
 } from "../src/teacher/http.ts";
 import { EngineError } from "../src/errors.ts";
-import { validate } from "../src/pipeline/schema.ts";
+import { validate } from "../src/util/schema.ts";
 import { withServer } from "./support/serve.ts";
 
 interface Seen {

@@ -1,10 +1,10 @@
 /** PPO's prompts: the share of training questions kept out of SFT, at the edge of the student's reach. */
 import assert from "node:assert/strict";
 import { rlQuestionIds } from "../src/stages/context.ts";
-import { configSchema } from "../src/pipeline/config.ts";
-import { validate } from "../src/pipeline/schema.ts";
-import type { Question } from "../src/tasks/task.ts";
-import type { ResponseRow } from "../src/stages/context.ts";
+import { configSchema } from "../src/run/config.ts";
+import { validate } from "../src/util/schema.ts";
+import type { Question } from "../src/tasks/types.ts";
+import type { ResponseRow } from "../src/run/rows.ts";
 import { edgePrompts, passRates } from "../src/stages/rl_prompts.ts";
 
 const train: Question[] = Array.from({ length: 10 }, (_, i) => ({

@@ -17,7 +17,7 @@ import {
   str,
   validate,
   variant,
-} from "../src/pipeline/schema.ts";
+} from "../src/util/schema.ts";
 import {
   compareUnitIds,
   JsonlShards,
@@ -25,8 +25,8 @@ import {
   readMetrics,
   RunDir,
   RunDirError,
-} from "../src/pipeline/run_dir.ts";
-import { Progress } from "../src/pipeline/progress.ts";
+} from "../src/run/run_dir.ts";
+import { Progress } from "../src/run/progress.ts";
 import { EngineError } from "../src/errors.ts";
 import { unitRows } from "./support/shard_writer.ts";
 

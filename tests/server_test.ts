@@ -9,9 +9,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import "./support/gpu.ts";
 import { createApp, startServer } from "../src/server/app.ts";
-import { configSchema } from "../src/pipeline/config.ts";
-import { validate } from "../src/pipeline/schema.ts";
-import type { ProgressSnapshot } from "../src/pipeline/progress.ts";
+import { configSchema } from "../src/run/config.ts";
+import { validate } from "../src/util/schema.ts";
+import type { ProgressSnapshot } from "../src/run/progress.ts";
 
 const FIXTURE = new URL("./fixtures/stories260K/", import.meta.url).pathname;
 const SECRET = "TOP-SECRET-OUTSIDE-THE-RUN";

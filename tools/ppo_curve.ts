@@ -5,7 +5,7 @@
  *
  *   deno run -A tools/ppo_curve.ts runs/my-run ppo-gold docs/ppo-gold-curve.svg [reward]
  */
-import { readMetrics } from "../src/pipeline/run_dir.ts";
+import { readMetrics } from "../src/run/run_dir.ts";
 
 const [runDir, stage, out, metric = "reward"] = Deno.args;
 if (!runDir || !stage || !out) {

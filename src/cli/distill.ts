@@ -4,10 +4,12 @@
  * With no arguments it runs the embedded default on the generated task.
  */
 import { parseArgs } from "node:util";
-import { EngineError, initGpu, runMain } from "../../mod.ts";
-import { configSchema } from "../pipeline/config.ts";
-import { describe, loadConfig } from "../pipeline/schema.ts";
-import { runPipeline, STAGE_NAMES, type StageName, STAGES } from "../pipeline/pipeline.ts";
+import { EngineError, runMain } from "../errors.ts";
+import { initGpu } from "../gpu/mod.ts";
+import { configSchema } from "../run/config.ts";
+import { describe, loadConfig } from "../util/schema.ts";
+import { runPipeline, STAGES } from "../pipeline/pipeline.ts";
+import { STAGE_NAMES, type StageName } from "../run/stages.ts";
 import { progressRegistry } from "../stages/context.ts";
 import { type Server, startServer } from "../server/app.ts";
 

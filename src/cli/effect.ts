@@ -9,13 +9,14 @@
  */
 import { parseArgs } from "node:util";
 import { cp } from "node:fs/promises";
-import { gpu, initGpu, runMain } from "../../mod.ts";
-import { configSchema } from "../pipeline/config.ts";
-import { loadConfig } from "../pipeline/schema.ts";
+import { runMain } from "../errors.ts";
+import { gpu, initGpu } from "../gpu/mod.ts";
+import { configSchema } from "../run/config.ts";
+import { loadConfig } from "../util/schema.ts";
 import { runPipeline } from "../pipeline/pipeline.ts";
 import { aggregate, effectMarkdown, type SeedResult } from "../pipeline/effect.ts";
 import type { EvalResult } from "../stages/eval.ts";
-import { RunDir } from "../pipeline/run_dir.ts";
+import { RunDir } from "../run/run_dir.ts";
 
 await runMain(async () => {
   const { values } = parseArgs({

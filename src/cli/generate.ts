@@ -3,7 +3,8 @@
  * prints a completion, so any checkpoint can be tried by hand.
  */
 import { parseArgs } from "node:util";
-import { EngineError, initGpu, runMain } from "../../mod.ts";
+import { EngineError, runMain } from "../errors.ts";
+import { initGpu } from "../gpu/mod.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 import { readGenerationConfig } from "../model/config.ts";
 import { generate } from "../generate/generate.ts";

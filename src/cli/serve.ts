@@ -4,7 +4,7 @@
  * finished or running run, or for every run in a folder.
  */
 import { parseArgs } from "node:util";
-import { EngineError, runMain } from "../../mod.ts";
+import { EngineError, runMain } from "../errors.ts";
 import { startServer } from "../server/app.ts";
 
 const USAGE =

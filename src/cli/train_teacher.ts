@@ -9,7 +9,8 @@
  * has the recipe. It prints greedy accuracy by answer style and maj@8.
  */
 import { parseArgs } from "node:util";
-import { EngineError, initGpu, runMain } from "../../mod.ts";
+import { EngineError, runMain } from "../errors.ts";
+import { initGpu } from "../gpu/mod.ts";
 import { smallConfig } from "../model/config.ts";
 import { CausalLM } from "../model/llama.ts";
 import { charTokenizerFiles, tokenizerFromFiles } from "../model/tokenizer.ts";
@@ -20,8 +21,8 @@ import { lmLoss } from "../train/lm_loss.ts";
 import { Trainer } from "../train/trainer.ts";
 import { generate } from "../generate/generate.ts";
 import { makeTask } from "../tasks/task.ts";
-import { configSchema } from "../pipeline/config.ts";
-import { validate } from "../pipeline/schema.ts";
+import { configSchema } from "../run/config.ts";
+import { validate } from "../util/schema.ts";
 import { readAll } from "../tensor/tensor.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 

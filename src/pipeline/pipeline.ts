@@ -3,7 +3,8 @@
  * directory and writes its own outputs there; a stage marked done is
  * skipped, so re-running the same command resumes after a crash.
  */
-import type { Config } from "./config.ts";
+import type { Config } from "../run/config.ts";
+import { STAGE_NAMES, type StageName } from "../run/stages.ts";
 import { makeContext, type StageContext, type StageSummary } from "../stages/context.ts";
 import { teacherGenerate } from "../stages/teacher_generate.ts";
 import { labelStage } from "../stages/label.ts";
@@ -21,6 +22,7 @@ export interface StageInfo {
   about: string;
 }
 
+/** What each stage of src/run/stages.ts runs (in the order given there). */
 export const STAGES = {
   "teacher-generate": {
     run: teacherGenerate,
@@ -59,10 +61,7 @@ export const STAGES = {
     config: ["eval"],
     about: "held-out accuracy (gold labels are read only here) and the report",
   },
-} satisfies Record<string, StageInfo>;
-
-export type StageName = keyof typeof STAGES;
-export const STAGE_NAMES = Object.keys(STAGES) as StageName[];
+} satisfies Record<StageName, StageInfo>;
 
 export interface RunOptions {
   /** Run only this stage (its inputs must exist). */

@@ -4,7 +4,7 @@
  * rows. A torn or partial last line waits for its newline; a torn line left
  * mid-file by a crash is skipped, as readMetrics does.
  */
-import { type MetricRow, parseMetricLines } from "../pipeline/run_dir.ts";
+import { type MetricRow, parseMetricLines } from "../run/run_dir.ts";
 import type { SafeDir } from "./safe_fs.ts";
 
 export type { MetricRow };

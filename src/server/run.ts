@@ -6,9 +6,15 @@
  * run directory is ever read, and nothing is ever written.
  */
 import { basename, join, resolve } from "node:path";
-import { STAGE_NAMES } from "../pipeline/pipeline.ts";
-import type { ProgressSnapshot } from "../pipeline/progress.ts";
-import type { LabelRow, ResponseRow } from "../stages/context.ts";
+import type { ProgressSnapshot } from "../run/progress.ts";
+import type { LabelRow, ResponseRow } from "../run/rows.ts";
+import {
+  type ConfigJson,
+  STAGE_NAMES,
+  STAGE_PROGRESS,
+  type StageName,
+  type StageProgress,
+} from "../run/stages.ts";
 import { naturalCompare } from "../util/text.ts";
 import { MetricsFeed } from "./metrics_feed.ts";
 import { SafeDir, within } from "./safe_fs.ts";
@@ -101,13 +107,6 @@ function num(v: unknown): number | null {
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
 
-/** Reads a value at a dotted path of a JSON object. */
-function at(o: unknown, path: string): unknown {
-  let v = o;
-  for (const k of path.split(".")) v = isObj(v) ? v[k] : undefined;
-  return v;
-}
-
 export class Run {
   readonly name: string;
   readonly dir: SafeDir;
@@ -187,7 +186,7 @@ export class Run {
 
   /** Progress of a stage without live bars: from stages.json, metrics and output files. */
   async #inferred(
-    name: string,
+    name: StageName,
     status: StageState,
     summary: Json | null,
     cfg: unknown,
@@ -207,26 +206,22 @@ export class Run {
       bars: [],
       summary,
     };
-    const training: Record<string, [string, string, string]> = {
-      sft: ["loss", "sft.steps", "steps"],
-      "reward-train": ["loss", "reward.steps", "steps"],
-      ppo: ["reward", "ppo.iterations", "iterations"],
-    };
-    if (name in training) {
-      const [metric, key, unit] = training[name];
-      s.unit = unit;
-      s.total = num(at(cfg, key)) ?? 0;
+    const p: StageProgress = STAGE_PROGRESS[name];
+    const c = (isObj(cfg) ? cfg : {}) as ConfigJson;
+    if (p.kind === "steps") {
+      s.unit = p.unit;
+      s.total = p.total(c) ?? 0;
       if (status === "done") s.done = s.total;
       else if (status === "running") {
         await this.metrics.refresh();
-        const rows = this.metrics.rows.filter((r) => r.stage === name && r.name === metric);
+        const rows = this.metrics.rows.filter((r) => r.stage === name && r.name === p.metric);
         if (rows.length > 0) {
           const first = rows[0];
           const last = rows[rows.length - 1];
           s.done = last.step + 1;
           const dt = last.t - first.t;
           s.rate = dt > 0 ? (last.step - first.step) / dt : 0;
-          s.info = { [metric]: last.value };
+          s.info = { [p.metric]: last.value };
         }
         if (s.total > 0) {
           s.fraction = Math.min(1, s.done / s.total);
@@ -235,23 +230,14 @@ export class Run {
       }
       return s;
     }
-    if (name === "teacher-generate" || name === "student-generate") {
-      s.unit = "questions";
-      const teacher = name === "teacher-generate";
-      const perQuestion = teacher
-        ? ((at(cfg, "teacher.temperatures") as unknown[] | undefined)?.length ?? 1) *
-          (num(at(cfg, "teacher.samplesPerTemperature")) ?? 1)
-        : num(at(cfg, "studentGenerate.samples")) ?? 1;
-      if (teacher) {
-        const limit = num(at(cfg, "task.trainLimit")) ?? 0;
-        s.total = at(cfg, "task.kind") === "arithmetic"
-          ? num(at(cfg, "task.arithmetic.trainCount")) ?? 0
-          : limit;
-      } else {
-        s.total = (await this.labels()).filter((l) => l.kept).length;
-      }
+    if (p.kind === "responses") {
+      s.unit = p.unit;
+      const perQuestion = p.perQuestion(c);
+      s.total = p.total === "kept-labels"
+        ? (await this.labels()).filter((l) => l.kept).length
+        : p.total(c) ?? 0;
       if (status !== "pending") {
-        const rows = await this.responses(teacher ? "teacher" : "student");
+        const rows = await this.responses(p.dir);
         s.done = Math.floor(rows.length / Math.max(1, perQuestion));
         if (status === "done" && s.total === 0) s.total = s.done;
       }

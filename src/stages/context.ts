@@ -3,10 +3,11 @@
  * questions, metrics, progress bars, and helpers to load the run's models.
  */
 import { EngineError } from "../errors.ts";
-import type { Config } from "../pipeline/config.ts";
-import { MetricsLog, RunDir } from "../pipeline/run_dir.ts";
-import { Progress } from "../pipeline/progress.ts";
-import { loadTask, type Question, type Task } from "../tasks/task.ts";
+import type { Config } from "../run/config.ts";
+import { MetricsLog, RunDir } from "../run/run_dir.ts";
+import { Progress } from "../run/progress.ts";
+import { loadTask } from "../tasks/task.ts";
+import type { Question, Task } from "../tasks/types.ts";
 import { mulberry32 } from "../util/rng.ts";
 import type { Sample } from "./sampler.ts";
 
@@ -39,31 +40,6 @@ export interface StageContext {
   /** A progress bar that the progress server can see too. */
   progress(stage: string, total: number, unit: string): Progress;
   log(message: string): void;
-}
-
-/** One teacher or student response, as the generate stages write it. */
-export interface ResponseRow {
-  id: string;
-  prompt: string;
-  temperature: number;
-  sample: number;
-  text: string;
-  answer: string | null;
-  finish: string;
-  tokens: number;
-  /** 1 if the answer matches the pseudo-label (student rows), else 0. */
-  reward?: number;
-}
-
-/** A question's majority vote, as the label stage writes it. */
-export interface LabelRow {
-  id: string;
-  pseudo_label: string | null;
-  agreement: number;
-  kept: boolean;
-  votes: Record<string, number>;
-  /** judge mode: per-response judged positives, keyed by `${temperature}:${sample}`. */
-  judged?: Record<string, boolean>;
 }
 
 export const progressRegistry: Progress[] = [];

@@ -7,8 +7,9 @@
  */
 import { loadPretrained } from "../model/checkpoint.ts";
 import { sameAnswer } from "../tasks/answers.ts";
-import type { Question } from "../tasks/task.ts";
-import { byId, type ResponseRow, type StageContext, type StageSummary } from "./context.ts";
+import type { Question } from "../tasks/types.ts";
+import { byId, type StageContext, type StageSummary } from "./context.ts";
+import type { ResponseRow } from "../run/rows.ts";
 import { majority, readLabels } from "./label.ts";
 import { generateResponses } from "./responses.ts";
 import { LocalSampler, type Sampler } from "./sampler.ts";

@@ -4,15 +4,10 @@
  * are positive. Questions whose majority is weaker than minAgreement are
  * dropped. In judge mode an LLM judge scores each response instead.
  */
-import { JsonlShards } from "../pipeline/run_dir.ts";
+import { JsonlShards } from "../run/run_dir.ts";
 import { DEFAULT_JUDGE, judgePositive, judgePrompt, parseJudgeScore } from "../tasks/judge.ts";
-import {
-  byId,
-  type LabelRow,
-  type ResponseRow,
-  type StageContext,
-  type StageSummary,
-} from "./context.ts";
+import { byId, type StageContext, type StageSummary } from "./context.ts";
+import type { LabelRow, ResponseRow } from "../run/rows.ts";
 import { openSource } from "./teacher_generate.ts";
 
 /** The most frequent non-null answer (ties: the one seen first) and its share of all responses. */

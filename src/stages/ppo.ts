@@ -19,19 +19,13 @@ import { ppoUpdate, type PpoUpdateStats, type ScoredRollout } from "../train/ppo
 import { drawPrompts, penalisedScores, rolloutBatch } from "../train/rollout.ts";
 import { Trainer } from "../train/trainer.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
-import type { Config } from "../pipeline/config.ts";
-import {
-  hash32,
-  type LabelRow,
-  rlQuestionIds,
-  rng,
-  type StageContext,
-  type StageSummary,
-} from "./context.ts";
+import type { Config } from "../run/config.ts";
+import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
+import type { LabelRow } from "../run/rows.ts";
 import { readLabels } from "./label.ts";
 import { edgePrompts, passRates } from "./rl_prompts.ts";
 import { readStudentRows } from "./student_generate.ts";
-import type { Question } from "../tasks/task.ts";
+import type { Question } from "../tasks/types.ts";
 import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
 import { loadRewardModel, scoreAll } from "./reward_train.ts";
 

@@ -2,9 +2,10 @@
  * Sampling responses to many questions into resumable units: the shared
  * body of teacher-generate, student-generate and eval's sampling.
  */
-import { JsonlShards } from "../pipeline/run_dir.ts";
-import type { Question } from "../tasks/task.ts";
-import { chunk, hash32, type ResponseRow, type StageContext, unitId } from "./context.ts";
+import { JsonlShards } from "../run/run_dir.ts";
+import type { Question } from "../tasks/types.ts";
+import { chunk, hash32, type StageContext, unitId } from "./context.ts";
+import type { ResponseRow } from "../run/rows.ts";
 import type { Sampler } from "./sampler.ts";
 
 export interface ResponseJob {

@@ -5,8 +5,9 @@
  * it the same reward, so RLOO learns nothing from it (DAPO's dynamic sampling
  * drops such groups online; here they are dropped once, before PPO).
  */
-import type { Question } from "../tasks/task.ts";
-import { byId, type ResponseRow } from "./context.ts";
+import type { Question } from "../tasks/types.ts";
+import { byId } from "./context.ts";
+import type { ResponseRow } from "../run/rows.ts";
 
 /** Per question, the share of the student's responses with reward 1. */
 export function passRates(rows: ResponseRow[]): Map<string, number> {

@@ -9,8 +9,8 @@ import { judgeRows, readLabels } from "./label.ts";
 import { generateResponses } from "./responses.ts";
 import { LocalSampler } from "./sampler.ts";
 import { modelDir } from "./checkpoints.ts";
-import { JsonlShards } from "../pipeline/run_dir.ts";
-import type { ResponseRow } from "./context.ts";
+import { JsonlShards } from "../run/run_dir.ts";
+import type { ResponseRow } from "../run/rows.ts";
 
 /** The student's labelled responses; in judge mode the judge's verdicts are their rewards. */
 export async function readStudentRows(ctx: StageContext): Promise<ResponseRow[]> {

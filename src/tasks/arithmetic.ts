@@ -9,7 +9,7 @@
 import { EngineError } from "../errors.ts";
 import { mulberry32 } from "../util/rng.ts";
 import { gsm8kPrompt } from "./gsm8k.ts";
-import type { Question } from "./task.ts";
+import type { Question } from "./types.ts";
 
 export type ArithmeticOp = "+" | "-" | "*";
 

@@ -4,7 +4,7 @@
  */
 import { extractStrict } from "./answers.ts";
 import { DataError, readJsonlLines, requireString, slice } from "./jsonl.ts";
-import type { Question } from "./task.ts";
+import type { Question } from "./types.ts";
 
 /** The prompt for one GSM8K-format question. */
 export function gsm8kPrompt(question: string): string {

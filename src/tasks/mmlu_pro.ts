@@ -10,7 +10,7 @@ import {
   requireStringArray,
   slice,
 } from "./jsonl.ts";
-import type { Question } from "./task.ts";
+import type { Question } from "./types.ts";
 
 const LETTERS = "ABCDEFGHIJ";
 

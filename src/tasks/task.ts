@@ -1,6 +1,6 @@
 /**
- * The common shape of a task: how to read a response's final answer, how eval scores it, where
- * generation stops; and `loadTask`, which builds the task with its questions.
+ * Builds tasks: `makeTask`, a task kind's answer reading, scoring and stop strings (the shapes are
+ * in types.ts); and `loadTask`, which builds the task with its questions.
  *
  * Gold labels (`Question.gold`) are for evaluation only: the pipeline labels training questions
  * by majority vote over `Task.extract` of the teacher's responses.
@@ -11,30 +11,9 @@ import { type ArithmeticConfig, generateArithmetic } from "./arithmetic.ts";
 import { loadGsm8k } from "./gsm8k.ts";
 import { slice } from "./jsonl.ts";
 import { loadMmluPro } from "./mmlu_pro.ts";
+import type { Question, Task, TaskKind } from "./types.ts";
 
-export interface Question {
-  id: string;
-  prompt: string;
-  /** gold final answer, canonical; used only by eval */
-  gold: string;
-  /** gold full solution text if the dataset has one (GSM8K answer field, arithmetic) */
-  solution?: string;
-  /** subject, where the dataset has one (MMLU-Pro), for per-category eval tables */
-  category?: string;
-}
-
-export type TaskKind = "gsm8k" | "mmlu-pro" | "arithmetic";
 export const TASK_KINDS: readonly TaskKind[] = ["gsm8k", "mmlu-pro", "arithmetic"];
-
-export interface Task {
-  kind: TaskKind;
-  /** Final answer of a response as the pipeline's labelling sees it (GSM8K: strict first, falling back to flexible; MMLU-Pro: extractChoice). */
-  extract(response: string): string | null;
-  /** Eval scores: GSM8K gives {strict, flexible}; MMLU-Pro gives {choice}. */
-  score(response: string, gold: string): Record<string, boolean>;
-  /** Stop strings that end a response (e.g. "\n\nQuestion:" for few-shot formats). */
-  stop: string[];
-}
 
 /** An unknown task kind, or options a task kind needs and did not get. */
 export class TaskError extends EngineError {}

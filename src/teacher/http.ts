@@ -4,7 +4,7 @@
  * with bounded concurrency, timeouts, and retries with exponential backoff.
  */
 import { EngineError } from "../errors.ts";
-import { int, obj, oneOf, optional, str } from "../pipeline/schema.ts";
+import { int, obj, oneOf, optional, str } from "../util/schema.ts";
 
 export interface HttpTeacherConfig {
   /** e.g. http://127.0.0.1:8000/v1 */

@@ -5,7 +5,7 @@
  *
  *   deno run -A tests/support/shard_writer.ts <runDir> <units> <delayMs>
  */
-import { JsonlShards, RunDir } from "../../src/pipeline/run_dir.ts";
+import { JsonlShards, RunDir } from "../../src/run/run_dir.ts";
 
 /** The rows of unit `i`: what an uninterrupted run writes. */
 export function unitRows(i: number): object[] {

@@ -3,7 +3,7 @@
  * `deno task distill` run end to end on a fresh clone (the embedded
  * default). configs/*.json override any key; so does `--set key.path=value`.
  */
-import { arr, bool, type Infer, int, num, obj, oneOf, str, variant } from "./schema.ts";
+import { arr, bool, type Infer, int, num, obj, oneOf, str, variant } from "../util/schema.ts";
 import { httpTeacherSchema } from "../teacher/http.ts";
 
 const sampler = (defaults: { temperature: number; maxNewTokens: number; batchSize: number }) => ({

@@ -6,7 +6,7 @@
  * the schema, and `describe` lists every key for `--help`.
  */
 import { EngineError } from "../errors.ts";
-import { firstLine } from "../util/text.ts";
+import { firstLine } from "./text.ts";
 
 /** A config file or override the schema rejects; the message is one line. */
 export class ConfigError extends EngineError {}
