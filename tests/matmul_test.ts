@@ -16,6 +16,8 @@ const SIZES: [number, number, number][] = [
   [65, 129, 33],
   [128, 40, 96],
   [5, 300, 128],
+  // M and N aligned, K not: A transposed must not take the vec4 kernels (their k loop has no tail).
+  [8, 12, 5],
   // Tall K: the GPU kernel splits K across workgroups here.
   [3, 5, 1000],
   [65, 33, 2049],

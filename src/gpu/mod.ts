@@ -5,7 +5,7 @@ import { BufferPool } from "./pool.ts";
 import { Recorder } from "./recorder.ts";
 
 export { f32bits, i32bits, type ReadRequest } from "./recorder.ts";
-export type { Access, KernelSpec } from "./pipelines.ts";
+export type { Access, Defines, KernelSpec } from "./pipelines.ts";
 export type { PooledBuffer } from "./pool.ts";
 
 /** One device with its pool, pipeline cache and command recorder. */

@@ -3,12 +3,21 @@ import type { PooledBuffer } from "./pool.ts";
 /** How a kernel uses each storage binding after the uniform at binding 0. */
 export type Access = "read" | "rw";
 
+/** `{{NAME}}` substitutions, or the parameters of a generated kernel. */
+export type Defines = Record<string, string | number | boolean>;
+
 /** Everything that makes one compiled pipeline distinct. */
 export interface KernelSpec {
-  /** File under shaders/, e.g. "unary.wgsl". */
+  /** File under shaders/, e.g. "unary.wgsl"; with `generate`, the kernel's name. */
   shader: string;
-  /** `{{NAME}}` text substitutions in the shader source. */
-  defines?: Record<string, string | number>;
+  /** `{{NAME}}` text substitutions in the shader source, or the arguments of `generate`. */
+  defines?: Defines;
+  /**
+   * Writes the WGSL from `defines` instead of reading `shader` from shaders/;
+   * called when the pipeline is first created. Must depend on `defines` only:
+   * they are the cache key.
+   */
+  generate?: (defines: Defines) => string;
   /** WGSL `override` constants. */
   constants?: Record<string, number>;
   /** Entry point; "main" if omitted. */
@@ -29,7 +38,7 @@ export interface Kernel {
 const shaderRoot = new URL("../../shaders/", import.meta.url);
 const sourceCache = new Map<string, string>();
 
-export function shaderSource(file: string, defines: Record<string, string | number> = {}): string {
+export function shaderSource(file: string, defines: Defines = {}): string {
   let src = sourceCache.get(file);
   if (src === undefined) {
     // WGSL has no include; shared code lives in shaders/lib/.
@@ -67,7 +76,9 @@ export class PipelineCache {
     const layout = this.#layout(spec.bindings);
     const module = this.device.createShaderModule({
       label: spec.shader,
-      code: shaderSource(spec.shader, spec.defines),
+      code: spec.generate
+        ? spec.generate(spec.defines ?? {})
+        : shaderSource(spec.shader, spec.defines),
     });
     const pipeline = this.device.createComputePipeline({
       label: spec.shader,

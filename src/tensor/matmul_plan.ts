@@ -1,26 +1,28 @@
 /**
- * Picks the WGSL kernel, override constants, dispatch size and uniform values
- * for C[b] = opA(A[b]) · opB(B[b]) (f32, row-major, batch strides in elements,
- * 0 = broadcast). Kernels live in shaders/matmul/; measurements behind the
- * choices are in docs/matmul-variants.md.
+ * Picks the matmul kernel variant, override constants, dispatch size and
+ * uniform values for C[b] = opA(A[b]) · opB(B[b]) (f32, row-major, batch
+ * strides in elements, 0 = broadcast). The WGSL of each variant is generated
+ * by `matmulWgsl` (matmul_wgsl.ts) when its pipeline is first created;
+ * measurements behind the choices are in docs/matmul-variants.md.
  *
- * Every kernel: workgroup size 8, no barriers, no workgroup memory. Each
- * invocation accumulates an R × 4C block of C in registers; the override
- * constant LN (lanes along n, 1/2/4/8) shapes the workgroup tile as
- * (R·8/LN) × (4C·LN). Register blocks are text-templated into the file
- * (one file per block size); LN, and TRANS_A/TRANS_B in the scalar
- * fallback, are WGSL `override` constants.
+ * Every kernel: workgroup size MATMUL_WORKGROUP_SIZE, no barriers, no
+ * workgroup memory. Each invocation accumulates an R × 4C block of C in
+ * registers; the override constant LN (lanes along n, a divisor of the
+ * workgroup size) shapes the workgroup tile as (R·wg/LN) × (4C·LN). Register
+ * blocks are text-templated (one variant per block size); LN, and
+ * TRANS_A/TRANS_B in the scalar fallback, are WGSL `override` constants.
  *
- * - `mm_v4_<ta><tb>_r<R>c<C>[_c4].wgsl`: A and B read as vec4 (along k for a
+ * - `mm_v4_<ta><tb>_r<R>c<C>[_c4]`: A and B read as vec4 (along k for a
  *   row-major A or a transposed B, along m / n otherwise); `_c4` writes C as
- *   vec4. Needs the alignments checked in `vecOk` below.
- * - `mm_f32_any_r<R>c<C>.wgsl`: scalar loads, any sizes and strides, all four
+ *   vec4. Needs the alignments of `matmulRequirements`.
+ * - `mm_f32_any_r<R>c<C>`: scalar loads, any sizes and strides, all four
  *   transpose cases via TRANS_A / TRANS_B.
  */
+import { type MatmulDims, matmulFits, type MatmulVariant, matmulVariant } from "./matmul_wgsl.ts";
 
 export interface MatmulPlan {
-  /** File name under shaders/matmul/. */
-  shader: string;
+  /** The kernel variant; its WGSL is `matmulWgsl(variant)`. */
+  variant: MatmulVariant;
   /** WGSL override constants. */
   constants: Record<string, number>;
   workgroups: [number, number, number];
@@ -28,7 +30,10 @@ export interface MatmulPlan {
   params: number[];
 }
 
-/** Invocations per workgroup in every matmul kernel. */
+/**
+ * Invocations per workgroup in every matmul kernel: the generated WGSL and
+ * the dispatch both take it from the variant, which takes it from here.
+ */
 export const MATMUL_WORKGROUP_SIZE = 8;
 
 /**
@@ -65,29 +70,57 @@ const SCALAR: Block[] = [
   { R: 4, C: 4, speed: 9 },
 ];
 
-function vecName(tA: boolean, tB: boolean, b: Block, c4: boolean): string {
-  return `mm_v4_${tA ? "t" : "n"}${tB ? "t" : "n"}_r${b.R}c${b.C}${c4 ? "_c4" : ""}.wgsl`;
-}
-function scalarName(b: Block): string {
-  return `mm_f32_any_r${b.R}c${b.C}.wgsl`;
+interface Candidate {
+  variant: MatmulVariant;
+  speed: number;
 }
 
-/** Whether a vec4 kernel exists for this block and transpose case. */
-function blockFits(b: Block, tA: boolean): boolean {
+/**
+ * The variant families for one transpose case, in order of preference: vec4
+ * loads and stores, vec4 loads (B transposed only), scalar. The plan takes the
+ * first family whose requirements the product meets.
+ */
+function families(tA: boolean, tB: boolean): Candidate[][] {
+  const wg = MATMUL_WORKGROUP_SIZE;
   // A transposed is read as vec4 along m: 4 rows at a time.
-  return !tA || b.R % 4 === 0;
+  const vec = (blocks: Block[], cVec: boolean) =>
+    blocks.filter((b) => !tA || b.R % 4 === 0).map((b) => ({
+      variant: matmulVariant({ wg, R: b.R, C: b.C, tA, tB, vec: true, cVec }),
+      speed: b.speed,
+    }));
+  const scalar = SCALAR.map((b) => ({
+    variant: matmulVariant({
+      wg,
+      R: b.R,
+      C: b.C,
+      tA: "override",
+      tB: "override",
+      vec: false,
+      cVec: false,
+    }),
+    speed: b.speed,
+  }));
+  return [vec(VEC_C4, true), tB ? vec(VEC_C1, false) : [], scalar];
 }
 
-/** Every shader file that `planMatmul` can return. */
-export function matmulShaderFiles(): string[] {
-  const out: string[] = [];
-  for (const tA of [false, true]) {
-    for (const tB of [false, true]) {
-      for (const b of VEC_C4) if (blockFits(b, tA)) out.push(vecName(tA, tB, b, true));
-      if (tB) { for (const b of VEC_C1) if (blockFits(b, tA)) out.push(vecName(tA, tB, b, false)); }
-    }
+const FAMILIES = new Map<string, Candidate[][]>();
+for (const tA of [false, true]) {
+  for (const tB of [false, true]) FAMILIES.set(`${tA}${tB}`, families(tA, tB));
+}
+
+/** Every variant that `planMatmul` can return (the scalar ones once). */
+export function matmulVariants(): MatmulVariant[] {
+  const out = new Map<string, MatmulVariant>();
+  for (const fams of FAMILIES.values()) {
+    for (const c of fams.flat()) out.set(JSON.stringify(c.variant), c.variant);
   }
-  for (const b of SCALAR) out.push(scalarName(b));
+  return [...out.values()];
+}
+
+/** The lane layouts LN a workgroup of `wg` allows, widest first. */
+export function laneLayouts(wg: number): number[] {
+  const out: number[] = [];
+  for (let LN = wg; LN >= 1; LN--) if (wg % LN === 0) out.push(LN);
   return out;
 }
 
@@ -103,6 +136,8 @@ export function planMatmul(
   strideA: number,
   strideB: number,
   strideC: number,
+  /** Use this variant and lane layout (tests); it must fit the product. */
+  force?: { variant: MatmulVariant; LN: number },
 ): MatmulPlan {
   for (const [name, v] of [["M", M], ["N", N], ["K", K], ["batch", batch]] as const) {
     if (!Number.isInteger(v) || v < 1) {
@@ -131,33 +166,30 @@ export function planMatmul(
     throw new Error("planMatmul: element indices exceed u32");
   }
 
-  const aligned = (s: number) => s % 4 === 0;
-  const vecOk = (transA ? M % 4 === 0 : K % 4 === 0) &&
-    (transB ? K % 4 === 0 : N % 4 === 0) && aligned(strideA) && aligned(strideB);
-  const c4Ok = N % 4 === 0 && aligned(strideC);
-
-  let candidates: { shader: string; block: Block; scalar: boolean }[];
-  if (vecOk && c4Ok) {
-    candidates = VEC_C4.filter((b) => blockFits(b, transA)).map((b) => ({
-      shader: vecName(transA, transB, b, true),
-      block: b,
-      scalar: false,
-    }));
-  } else if (vecOk && transB) {
-    candidates = VEC_C1.filter((b) => blockFits(b, transA)).map((b) => ({
-      shader: vecName(transA, transB, b, false),
-      block: b,
-      scalar: false,
-    }));
+  const dims: MatmulDims = { M, N, K, strideA, strideB, strideC };
+  let candidates: Candidate[];
+  let lanes: (v: MatmulVariant) => number[] = (v) => laneLayouts(v.wg);
+  if (force) {
+    const { variant: v, LN } = force;
+    const name = JSON.stringify(v);
+    if (v.tA !== "override" && (v.tA !== transA || v.tB !== transB)) {
+      throw new Error(`planMatmul: ${name} is not for transA=${transA} transB=${transB}`);
+    }
+    if (!matmulFits(v, dims)) throw new Error(`planMatmul: ${name} does not fit ${M}×${N}×${K}`);
+    if (v.wg % LN !== 0) throw new Error(`planMatmul: LN ${LN} does not divide ${v.wg}`);
+    candidates = [{ variant: v, speed: 1 }];
+    lanes = () => [LN];
   } else {
-    candidates = SCALAR.map((b) => ({ shader: scalarName(b), block: b, scalar: true }));
+    candidates = FAMILIES.get(`${transA}${transB}`)!
+      .map((f) => f.filter((c) => matmulFits(c.variant, dims)))
+      .find((f) => f.length > 0)!;
   }
 
   let best: { cost: number; plan: MatmulPlan } | null = null;
-  for (const cand of candidates) {
-    const { R, C, speed } = cand.block;
-    for (const LN of [8, 4, 2, 1]) {
-      const tileM = R * (MATMUL_WORKGROUP_SIZE / LN);
+  for (const { variant, speed } of candidates) {
+    const { R, C, wg } = variant;
+    for (const LN of lanes(variant)) {
+      const tileM = R * (wg / LN);
       const tileN = 4 * C * LN;
       const gx = Math.ceil(N / tileN);
       const gy = Math.ceil(M / tileM);
@@ -169,14 +201,14 @@ export function planMatmul(
       const cost = (gx * tileN * gy * tileM * K * batch / speed) * balance;
       if (best && cost >= best.cost * 0.999) continue;
       const constants: Record<string, number> = { LN };
-      if (cand.scalar) {
+      if (variant.tA === "override") {
         constants.TRANS_A = transA ? 1 : 0;
         constants.TRANS_B = transB ? 1 : 0;
       }
       best = {
         cost,
         plan: {
-          shader: cand.shader,
+          variant,
           constants,
           workgroups: [gx, gy, batch],
           params: [M, N, K, batch, strideA, strideB, strideC, 0],

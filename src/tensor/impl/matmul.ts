@@ -2,14 +2,22 @@
 import { contiguousCopy, expectDtype, fail, grid as grid1, launch } from "../launch.ts";
 import { numel, Tensor } from "../tensor.ts";
 import { planMatmul } from "../matmul_plan.ts";
+import { matmulKernelSpec, type MatmulVariant } from "../matmul_wgsl.ts";
 import { gpu } from "../../gpu/mod.ts";
 
 /**
  * Which kernels run matmuls. "auto": the barrier-free register-blocked ones
  * chosen by planMatmul on a CPU adapter, the workgroup-tiled one on a
- * hardware GPU. "reference": one output per invocation, for tests.
+ * hardware GPU. "reference": one output per invocation, for tests. A
+ * `{ variant, LN }`: that blocked kernel, for tests (it must fit the product).
  */
-let matmulKernel: "auto" | "blocked" | "tiled" | "tiled128" | "reference" = "auto";
+let matmulKernel:
+  | "auto"
+  | "blocked"
+  | "tiled"
+  | "tiled128"
+  | "reference"
+  | { variant: MatmulVariant; LN: number } = "auto";
 export function useMatmulKernel(k: typeof matmulKernel): void {
   matmulKernel = k;
 }
@@ -75,7 +83,12 @@ export function matmul(
   };
   const [ad, strideA] = operand(a, batchA, a.shape[a.ndim - 2], a.shape[a.ndim - 1]);
   const [bd, strideB] = operand(b, batchB, b.shape[b.ndim - 2], b.shape[b.ndim - 1]);
-  const kind = matmulKernel === "auto" ? (gpu().info.software ? "blocked" : "tiled") : matmulKernel;
+  const forced = typeof matmulKernel === "object" ? matmulKernel : undefined;
+  const kind = forced
+    ? "blocked"
+    : matmulKernel === "auto"
+    ? (gpu().info.software ? "blocked" : "tiled")
+    : matmulKernel;
   if (kind === "tiled" || kind === "tiled128") {
     tiled(
       ad,
@@ -92,9 +105,9 @@ export function matmul(
       kind === "tiled128" ? 128 : 64,
     );
   } else if (kind === "blocked") {
-    const plan = planMatmul(M, N, K, batch, transA, transB, strideA, strideB, M * N);
+    const plan = planMatmul(M, N, K, batch, transA, transB, strideA, strideB, M * N, forced);
     launch(
-      { shader: `matmul/${plan.shader}`, constants: plan.constants },
+      matmulKernelSpec(plan.variant, plan.constants),
       [ad, bd, out],
       plan.params,
       plan.workgroups,
