@@ -63,6 +63,11 @@ export function gpu(): Gpu {
   return current;
 }
 
+/** The open device, or null when none is open (a run that never touched the GPU). */
+export function currentGpu(): Gpu | null {
+  return current;
+}
+
 /** Closes the open device, if any; the next initGpu() opens a new one. */
 export function closeGpu(): void {
   current?.close();
