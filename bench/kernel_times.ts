@@ -2,6 +2,8 @@
  * GPU-side kernel times from timestamp queries (no host waits counted):
  * `deno run -A bench/kernel_times.ts [--json]`. On a hardware GPU a wait
  * costs more than many kernels, so deno bench's wall times understate them.
+ * `--torch` adds PyTorch's own CPU matmul on the same products, measured in
+ * the same run (bench/torch_matmul.py), so a ratio never mixes two days.
  */
 import * as E from "../mod.ts";
 import { useMatmulKernel } from "../src/tensor/impl/matmul.ts";
@@ -48,6 +50,39 @@ for (const k of kernels.length ? kernels : ["auto"]) {
   kernel = k;
   useMatmulKernel(k as "auto");
   await timeAll();
+}
+if (Deno.args.includes("--torch")) await torchMatmul();
+
+/** PyTorch's rows, printed as they come; Debian's python3-torch lives in the system python. */
+async function torchMatmul() {
+  const python = Deno.env.get("PYTHON") ??
+    (await Deno.stat("/usr/bin/python3").then(() => "/usr/bin/python3", () => "python3"));
+  const env = Deno.env.toObject();
+  // These slow OpenBLAS down when set for another machine; PyTorch must run as it would alone.
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const script = new URL("./torch_matmul.py", import.meta.url).pathname;
+  const out = await new Deno.Command(python, {
+    args: [script, String(navigator.hardwareConcurrency)],
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    const err = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
+    return console.error(`torch_matmul.py failed: ${err}`);
+  }
+  for (const line of new TextDecoder().decode(out.stdout).trim().split("\n")) {
+    const row = JSON.parse(line);
+    console.log(
+      json
+        ? line
+        : `${"torch".padEnd(9)} ${row.name.padEnd(36)} ${
+          row.ms.toFixed(3).padStart(9)
+        } ms  ${row.gflops} GFLOP/s`,
+    );
+  }
 }
 
 async function timeAll() {
