@@ -1,6 +1,6 @@
 /**
  * `deno task bench:ppo [-- --json] [--config FILE] [--set key=value ...]
- * [--iterations N] [--warmup N] [--no-torch]`: the seconds of one PPO
+ * [--iterations N] [--warmup N] [--no-torch] [--profile]`: the seconds of one PPO
  * iteration of the shape a config gives (default configs/effect.json), per
  * phase, and its rollouts/s, beside PyTorch's figures for the same iteration
  * measured in the same run (bench/torch_ppo.py) and the ratio. It tells
@@ -42,7 +42,7 @@ import { hash32, rlQuestionIds, rng } from "../src/stages/context.ts";
 import { scoreAll, type Scorer, scorerOf } from "../src/stages/reward_train.ts";
 
 const USAGE = "usage: deno task bench:ppo [-- --json] [--config FILE] [--set key=value ...] " +
-  "[--iterations N] [--warmup N] [--no-torch]";
+  "[--iterations N] [--warmup N] [--no-torch] [--profile]";
 
 /** scoreAll's batch in the stage. */
 const SCORE_BATCH = 128;
@@ -54,6 +54,8 @@ interface Cli {
   iterations: number;
   warmup: number;
   torch: boolean;
+  /** One more iteration under the GPU profiler: milliseconds per kernel kind. */
+  profile: boolean;
 }
 
 interface Shapes {
@@ -117,6 +119,7 @@ function parseCli(): Cli {
         iterations: { type: "string", default: "3" },
         warmup: { type: "string", default: "1" },
         "no-torch": { type: "boolean", default: false },
+        profile: { type: "boolean", default: false },
       },
     }));
   } catch (err) {
@@ -129,6 +132,7 @@ function parseCli(): Cli {
     iterations: count("iterations", values.iterations, 1),
     warmup: count("warmup", values.warmup, 0),
     torch: !values["no-torch"],
+    profile: values.profile,
   };
 }
 
@@ -478,8 +482,15 @@ function blasName(blas: TorchResult["torch"]["blas"]): string {
   return blas.openblas_config ?? `BLAS ${blas.loaded.join(", ") || "unknown"}`;
 }
 
-function report(row: ReturnType<typeof resultRow>, json: boolean): void {
+type Kernels = Awaited<ReturnType<typeof profileIteration>>;
+
+function report(row: ReturnType<typeof resultRow> & { kernels: Kernels }, json: boolean): void {
   if (json) return console.log(JSON.stringify(row));
+  if (row.kernels) {
+    const top = Object.entries(row.kernels).slice(0, 8)
+      .map(([k, v]) => `${k} ${v.ms} ms (${v.dispatches})`);
+    console.log(`GPU time per kernel kind, one iteration: ${top.join(", ")}`);
+  }
   const ph = (p: Phases) =>
     `generate ${p.generate.toFixed(2)}, score ${p.score.toFixed(2)}, ` +
     `logprobs ${p.logprobs.toFixed(2)}, update ${p.update.toFixed(2)} s`;
@@ -576,6 +587,38 @@ function warnIfNotOpenBlas(torch: TorchResult): void {
   );
 }
 
+/**
+ * GPU milliseconds and dispatches per kernel kind over one iteration, from
+ * timestamp queries (each dispatch in its own pass, so a little above the
+ * unprofiled time). A kind is the kernel's name before its variant suffix.
+ */
+async function profileIteration(
+  cfg: Config,
+  m: BenchModels,
+  tokenizer: Tokenizer,
+  task: Task,
+  prompts: number[][],
+): Promise<Record<string, { dispatches: number; ms: number }> | null> {
+  const recorder = gpu().recorder;
+  try {
+    recorder.startProfile();
+  } catch (err) {
+    console.error(`bench:ppo: no kernel profile: ${(err as Error).message}`);
+    return null;
+  }
+  await ourIteration(cfg, m, tokenizer, task, prompts, 0);
+  const byKind = new Map<string, { dispatches: number; ms: number }>();
+  for (const [key, { count, ms }] of await recorder.stopProfile()) {
+    const kind = key.match(/^[A-Za-z_]+/)?.[0] ?? key;
+    const k = byKind.get(kind) ?? { dispatches: 0, ms: 0 };
+    byKind.set(kind, { dispatches: k.dispatches + count, ms: k.ms + ms });
+  }
+  return Object.fromEntries(
+    [...byKind].sort((a, b) => b[1].ms - a[1].ms)
+      .map(([k, v]) => [k, { dispatches: v.dispatches, ms: +v.ms.toFixed(1) }]),
+  );
+}
+
 async function main(): Promise<void> {
   const cli = parseCli();
   const cfg = await loadBenchConfig(cli);
@@ -595,7 +638,10 @@ async function main(): Promise<void> {
     ? await runTorch(torchInput(cfg, shapes, prompts, cli.warmup, pad))
     : null;
   if (torch) warnIfNotOpenBlas(torch);
-  report(resultRow(cli, cfg, m, ours, torch, adapter), cli.json);
+  const kernels = cli.profile
+    ? await profileIteration(cfg, m, tokenizer, task, iterationPrompts(cfg, pool, tokenizer, 0))
+    : null;
+  report({ ...resultRow(cli, cfg, m, ours, torch, adapter), kernels }, cli.json);
   destroyModels(m);
 }
 
