@@ -14,8 +14,9 @@ export function tokenLogprobs(
   temperature = 1,
 ): { logp: Tensor; entropy: Tensor } {
   const [B, T] = ids.shape;
-  const hidden = model.forward(ids);
-  const logits = model.logits(E.narrow(hidden, 1, 0, T - 1));
+  // The last token is only a target: forwarding T-1 tokens (a multiple of 8 in a
+  // rollout) keeps attention on the vec4 matmul kernels.
+  const logits = model.logits(model.forward(E.contiguous(E.narrow(ids, 1, 0, T - 1))));
   const lsm = E.logSoftmax(temperature === 1 ? logits : E.affine(logits, 1 / temperature));
   const targets = E.contiguous(E.narrow(ids, 1, 1, T - 1));
   const logp = E.gatherLast(lsm, targets);
@@ -27,7 +28,7 @@ export function tokenLogprobs(
 /** The value head at positions 0..T-2, [B, T-1]. */
 export function tokenValues(model: CausalLM, ids: Tensor): Tensor {
   const T = ids.shape[1];
-  return E.narrow(model.scores(model.forward(ids)), 1, 0, T - 1);
+  return model.scores(model.forward(E.contiguous(E.narrow(ids, 1, 0, T - 1))));
 }
 
 /** Mean of x over the positions where mask is 1. */
