@@ -84,4 +84,4 @@ await runMain(async () => {
   } finally {
     await (server as Server | null)?.close();
   }
-});
+}, USAGE);

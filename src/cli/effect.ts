@@ -18,6 +18,8 @@ import { aggregate, effectMarkdown, type SeedResult } from "../pipeline/effect.t
 import type { EvalResult } from "../stages/eval.ts";
 import { RunDir } from "../run/run_dir.ts";
 
+const USAGE = "usage: deno task effect [--config configs/effect.json] [--set key=value ...]";
+
 await runMain(async () => {
   const { values } = parseArgs({
     args: Deno.args.filter((a) => a !== "--"),
@@ -28,9 +30,7 @@ await runMain(async () => {
     },
   });
   if (values.help) {
-    return console.log(
-      "usage: deno task effect [--config configs/effect.json] [--set key=value ...]",
-    );
+    return console.log(USAGE);
   }
   const base = await loadConfig(configSchema, values.config!, [
     ...(values.set as string[]),
@@ -70,4 +70,4 @@ await runMain(async () => {
   await out.writeJson("report.json", { ...meta, seeds, ...agg });
   await out.writeText("report.md", effectMarkdown(`Effect study: ${base.name}`, seeds, agg, meta));
   console.log(`report: ${out.path("report.md")}`);
-});
+}, USAGE);

@@ -6,7 +6,6 @@
 import { parseArgs } from "node:util";
 import { EngineError, runMain } from "../errors.ts";
 import { exportGguf, GGUF_DTYPES, type GgufDtype } from "../model/gguf_export.ts";
-import { errorMessage } from "../util/text.ts";
 
 const USAGE = `usage: deno task export --model DIR --gguf OUT.gguf [--dtype f16|f32]
 
@@ -24,21 +23,16 @@ options:
   --help          this text`;
 
 await runMain(async () => {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: Deno.args.filter((a) => a !== "--"),
-      options: {
-        model: { type: "string" },
-        gguf: { type: "string" },
-        dtype: { type: "string", default: "f16" },
-        name: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (err) {
-    throw new EngineError(`${errorMessage(err)} (see --help)`);
-  }
+  const { values } = parseArgs({
+    args: Deno.args.filter((a) => a !== "--"),
+    options: {
+      model: { type: "string" },
+      gguf: { type: "string" },
+      dtype: { type: "string", default: "f16" },
+      name: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
   if (values.help) return console.log(USAGE);
   if (!values.model || !values.gguf) throw new EngineError("--model and --gguf are required");
   const dtype = values.dtype as GgufDtype;
@@ -51,4 +45,4 @@ await runMain(async () => {
   const mib = (res.bytes / 2 ** 20).toFixed(1);
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   console.log(`wrote ${values.gguf}: ${res.tensors} tensors, ${dtype}, ${mib} MiB (${secs} s)`);
-});
+}, USAGE);

@@ -63,4 +63,4 @@ await runMain(async () => {
     stopStrings: values.stop,
   });
   console.log(values.prompt + out.text);
-});
+}, HELP);

@@ -60,4 +60,4 @@ await runMain(async () => {
   };
   Deno.addSignalListener("SIGINT", stop);
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
-});
+}, USAGE);

@@ -31,6 +31,10 @@ function answerOnlyAt(i: number, share: number): boolean {
   return Math.floor((i + 1) * share) > Math.floor(i * share);
 }
 
+const USAGE = "usage: deno task train-teacher [--out DIR] [--steps N] [--batch N] [--lr X] " +
+  "[--hidden N] [--layers N] [--heads N] [--questions N] [--seed N] [--eval-questions N] " +
+  "[--save-at N,N] [--answer-only SHARE] [--init DIR]";
+
 await runMain(async () => {
   const { values } = parseArgs({
     args: Deno.args.filter((a) => a !== "--"),
@@ -189,4 +193,4 @@ await runMain(async () => {
   });
   await Deno.remove(`${values.out}/optimizer.safetensors`).catch(() => {});
   console.log(`saved ${values.out}`);
-});
+}, USAGE);
