@@ -7,6 +7,7 @@
  */
 import * as E from "../mod.ts";
 import { useMatmulKernel } from "../src/tensor/impl/matmul.ts";
+import { runTorchScript, torchThreads } from "./torch_run.ts";
 
 const gpu = await E.initGpu();
 const json = Deno.args.includes("--json");
@@ -53,27 +54,11 @@ for (const k of kernels.length ? kernels : ["auto"]) {
 }
 if (Deno.args.includes("--torch")) await torchMatmul();
 
-/** PyTorch's rows, printed as they come; Debian's python3-torch lives in the system python. */
+/** PyTorch's rows on the same products, printed as they come. */
 async function torchMatmul() {
-  const python = Deno.env.get("PYTHON") ??
-    (await Deno.stat("/usr/bin/python3").then(() => "/usr/bin/python3", () => "python3"));
-  const env = Deno.env.toObject();
-  // These slow OpenBLAS down when set for another machine; PyTorch must run as it would alone.
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const script = new URL("./torch_matmul.py", import.meta.url).pathname;
-  const out = await new Deno.Command(python, {
-    args: [script, String(navigator.hardwareConcurrency)],
-    env,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    const err = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
-    return console.error(`torch_matmul.py failed: ${err}`);
-  }
-  for (const line of new TextDecoder().decode(out.stdout).trim().split("\n")) {
+  const lines = await runTorchScript("torch_matmul.py", [String(torchThreads())]);
+  if (!lines) return;
+  for (const line of lines) {
     const row = JSON.parse(line);
     console.log(
       json

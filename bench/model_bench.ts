@@ -11,6 +11,7 @@ import { CausalLM } from "../src/model/llama.ts";
 import { generate } from "../src/generate/generate.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import { lmLoss } from "../src/train/lm_loss.ts";
+import { runTorchScript, torchThreads } from "./torch_run.ts";
 
 const { values } = parseArgs({
   // `deno task bench:model -- --json` passes the "--" through.
@@ -88,29 +89,13 @@ async function ours(d: number) {
 async function torch(
   d: number,
 ): Promise<{ train_tokens_per_s: number; sample_tokens_per_s: number; adapter: string } | null> {
-  const script = new URL("./torch_reference.py", import.meta.url).pathname;
-  // Debian's python3-torch lives in the system python, which a pyenv python3 may shadow.
-  const python = Deno.env.get("PYTHON") ??
-    (await Deno.stat("/usr/bin/python3").then(() => "/usr/bin/python3", () => "python3"));
-  try {
-    const out = await new Deno.Command(python, {
-      args: [script, "--dims", String(d), "--threads", String(navigator.hardwareConcurrency)],
-      stderr: "piped",
-      stdout: "piped",
-    }).output();
-    if (!out.success) {
-      console.error(
-        `torch_reference.py failed: ${
-          new TextDecoder().decode(out.stderr).trim().split("\n").pop()
-        }`,
-      );
-      return null;
-    }
-    return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
-  } catch (err) {
-    console.error(`torch_reference.py did not run: ${(err as Error).message}`);
-    return null;
-  }
+  const lines = await runTorchScript("torch_reference.py", [
+    "--dims",
+    String(d),
+    "--threads",
+    String(torchThreads()),
+  ]);
+  return lines && JSON.parse(lines[lines.length - 1]);
 }
 
 for (const d of values.dims.split(",").map(Number)) {
