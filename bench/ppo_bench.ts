@@ -23,23 +23,19 @@ import * as E from "../mod.ts";
 import { EngineError, gpu, initGpu, noGrad, runMain, tidy } from "../mod.ts";
 import { type Config, configSchema } from "../src/run/config.ts";
 import { loadConfig } from "../src/util/schema.ts";
-import { type ModelConfig, readConfig, smallConfig } from "../src/model/config.ts";
+import { type ModelConfig, readConfig } from "../src/model/config.ts";
 import { CausalLM } from "../src/model/llama.ts";
-import {
-  charTokenizerFiles,
-  loadTokenizer,
-  type Tokenizer,
-  tokenizerFromFiles,
-} from "../src/model/tokenizer.ts";
+import type { Tokenizer } from "../src/model/tokenizer.ts";
 import { generate, type Generation } from "../src/generate/generate.ts";
 import { type PpoModels, ppoUpdate, type ScoredRollout } from "../src/train/ppo_update.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import { drawPrompts, penalisedScores, rolloutBatch } from "../src/train/rollout.ts";
 import { loadTask } from "../src/tasks/task.ts";
 import type { Question, Task } from "../src/tasks/types.ts";
-import { ARITHMETIC_CHARS } from "../src/tasks/arithmetic.ts";
 import { hash32, rlQuestionIds, rng } from "../src/stages/context.ts";
+import { studentConfig, studentTokenizer } from "../src/stages/sft.ts";
 import { scoreAll, type Scorer, scorerOf } from "../src/stages/reward_train.ts";
+import { runTorchScript, torchThreads } from "./torch_run.ts";
 
 const USAGE = "usage: deno task bench:ppo [-- --json] [--config FILE] [--set key=value ...] " +
   "[--iterations N] [--warmup N] [--no-torch] [--profile]";
@@ -183,32 +179,12 @@ async function promptPool(cfg: Config): Promise<{ task: Task; pool: Question[] }
   return { task, pool: rl.size ? questions.filter((q) => rl.has(q.id)) : questions };
 }
 
-/** The student's tokenizer, as src/stages/sft.ts picks it. */
-async function studentTokenizer(cfg: Config, task: Task): Promise<Tokenizer> {
-  if (cfg.student.init) return await loadTokenizer(cfg.student.init);
-  const src = cfg.teacher.source;
-  if (src.kind === "local") return await loadTokenizer(src.model);
-  const chars = task.kind === "arithmetic"
-    ? ARITHMETIC_CHARS
-    : Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join("") + "\n";
-  return tokenizerFromFiles(charTokenizerFiles(chars));
-}
-
 /** The policy's shape (the student's) and the reward model's (reward.init's, or the student's). */
 async function modelShapes(cfg: Config, tokenizer: Tokenizer): Promise<Shapes> {
   const s = cfg.student;
-  const policy: ModelConfig = s.init ? { ...(await readConfig(s.init)), head: "lm" } : smallConfig({
-    vocabSize: tokenizer.vocabSize,
-    hiddenSize: s.hiddenSize,
-    numLayers: s.numLayers,
-    numHeads: s.numHeads,
-    numKvHeads: s.numKvHeads || undefined,
-    intermediateSize: s.intermediateSize || undefined,
-    maxPositionEmbeddings: Math.max(512, cfg.sft.maxLen + 64),
-    bosTokenId: tokenizer.bosId,
-    eosTokenIds: tokenizer.eosIds,
-    padTokenId: tokenizer.padId,
-  });
+  const policy: ModelConfig = s.init
+    ? { ...(await readConfig(s.init)), head: "lm" }
+    : studentConfig(cfg, tokenizer);
   const { init, score } = cfg.reward;
   const base = init ? await readConfig(init) : policy;
   if (base.vocabSize !== policy.vocabSize) {
@@ -413,40 +389,17 @@ function torchInput(
   };
 }
 
-/** The environment PyTorch runs in: no OpenBLAS core or cache overrides, our thread count. */
-function torchEnv(threads: number): Record<string, string> {
-  const env = Deno.env.toObject();
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  env.OPENBLAS_NUM_THREADS = String(threads);
-  return env;
-}
-
 async function runTorch(input: unknown): Promise<TorchResult | null> {
-  const script = new URL("./torch_ppo.py", import.meta.url).pathname;
-  // Debian's python3-torch lives in the system python, which a pyenv python3 may shadow.
-  const python = Deno.env.get("PYTHON") ??
-    (await Deno.stat("/usr/bin/python3").then(() => "/usr/bin/python3", () => "python3"));
-  const threads = navigator.hardwareConcurrency;
   const file = await Deno.makeTempFile({ prefix: "ppo_bench_", suffix: ".json" });
   try {
     await Deno.writeTextFile(file, JSON.stringify(input));
-    const out = await new Deno.Command(python, {
-      args: [script, "--input", file, "--threads", String(threads)],
-      env: torchEnv(threads),
-      clearEnv: true,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      const last = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
-      console.error(`torch_ppo.py failed (exit ${out.code}): ${last || "no message"}`);
-      return null;
-    }
-    return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
-  } catch (err) {
-    console.error(`torch_ppo.py did not run: ${(err as Error).message}`);
-    return null;
+    const lines = await runTorchScript("torch_ppo.py", [
+      "--input",
+      file,
+      "--threads",
+      String(torchThreads()),
+    ]);
+    return lines && JSON.parse(lines[lines.length - 1]);
   } finally {
     await Deno.remove(file);
   }
@@ -623,7 +576,7 @@ async function main(): Promise<void> {
   const cli = parseCli();
   const cfg = await loadBenchConfig(cli);
   const { task, pool } = await promptPool(cfg);
-  const tokenizer = await studentTokenizer(cfg, task);
+  const tokenizer = await studentTokenizer({ cfg, task });
   const shapes = await modelShapes(cfg, tokenizer);
   const pad = tokenizer.padId ?? 0;
   const info = (await initGpu()).info;

@@ -22,7 +22,7 @@ import {
 } from "../src/model/safetensors.ts";
 import { f32ToF16, type GgufFile, serializeGguf, writeGguf } from "../src/model/gguf.ts";
 import { exportGguf, permuteQK, TOKEN_TYPE } from "../src/model/gguf_export.ts";
-import { loadTokenizer, writeTokenizerFiles } from "../src/model/tokenizer.ts";
+import { loadTokenizer, specialToken, writeTokenizerFiles } from "../src/model/tokenizer.ts";
 import { configSchema } from "../src/run/config.ts";
 import { loadConfig } from "../src/util/schema.ts";
 import { runPipeline } from "../src/pipeline/pipeline.ts";
@@ -580,15 +580,7 @@ function byteLevelTokenizer(corpus: string, merges: number) {
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: specials.map((content, i) => ({
-      id: n + i,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
+    added_tokens: specials.map((content, i) => specialToken(n + i, content)),
     normalizer: null,
     pre_tokenizer: {
       type: "Sequence",

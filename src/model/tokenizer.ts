@@ -301,6 +301,19 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
 /** Special tokens of the character-level tokenizer, ids 0..3. */
 export const CHAR_SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"] as const;
 
+/** A tokenizer.json `added_tokens` entry for a special token. */
+export function specialToken(id: number, content: string) {
+  return {
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  };
+}
+
 /**
  * A character-level tokenizer.json + tokenizer_config.json for models created from scratch:
  * ids 0..3 = <pad>, <s>, </s>, <unk>, then one token per distinct character of `chars` (by code
@@ -317,15 +330,7 @@ export function charTokenizerFiles(
   const vocab: Record<string, number> = {};
   CHAR_SPECIALS.forEach((t, id) => vocab[t] = id);
   unique.forEach((c, i) => vocab[c] = CHAR_SPECIALS.length + i);
-  const added = CHAR_SPECIALS.map((content, id) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
+  const added = CHAR_SPECIALS.map((content, id) => specialToken(id, content));
   const tokenizer: Record<string, unknown> = {
     version: "1.0",
     truncation: null,

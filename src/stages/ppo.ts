@@ -166,6 +166,7 @@ async function rolloutRewards(
   { qs, prompts, gens }: { qs: Question[]; prompts: number[][]; gens: Generation[] },
   seqs: number[][],
 ): Promise<Float32Array> {
+  const answers = gens.map((g) => ctx.task.extract(g.text));
   let scores: Float32Array;
   if (m.rm) {
     scores = await scoreAll(m.rm.scorer, seqs, prompts.map((p) => p.length), 128);
@@ -174,17 +175,17 @@ async function rolloutRewards(
       scores = scores.map((s) => 1 / (1 + Math.exp(-s)));
     }
   } else {
-    scores = Float32Array.from(gens, (g, b) => {
+    scores = Float32Array.from(answers, (answer, b) => {
       const target = cfg.reward === "gold"
         ? qs[b].gold
         : labels.get(qs[b].id)?.pseudo_label ?? null;
-      return sameAnswer(ctx.task.extract(g.text), target) ? 1 : 0;
+      return sameAnswer(answer, target) ? 1 : 0;
     });
   }
   return penalisedScores(
     scores,
-    gens.map((g) => ({
-      hasAnswer: ctx.task.extract(g.text) !== null,
+    gens.map((g, b) => ({
+      hasAnswer: answers[b] !== null,
       endedWithEos: g.finishReason === "eos",
     })),
     { noAnswer: cfg.noAnswerPenalty, noEos: cfg.noEosPenalty },

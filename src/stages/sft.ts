@@ -4,7 +4,8 @@
  */
 import { EngineError } from "../errors.ts";
 import { readAll, type Tensor } from "../tensor/tensor.ts";
-import { smallConfig } from "../model/config.ts";
+import { type ModelConfig, smallConfig } from "../model/config.ts";
+import type { Config } from "../run/config.ts";
 import { CausalLM } from "../model/llama.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 import {
@@ -22,7 +23,9 @@ import { isPositive, readLabels, teacherRows } from "./label.ts";
 import { latestCheckpoint, saveCheckpoint } from "./checkpoints.ts";
 
 /** The student's tokenizer: its init checkpoint's, else the local teacher's, else characters. */
-export async function studentTokenizer(ctx: StageContext): Promise<Tokenizer> {
+export async function studentTokenizer(
+  ctx: Pick<StageContext, "cfg" | "task">,
+): Promise<Tokenizer> {
   const s = ctx.cfg.student;
   // (loadTokenizer, not loadPretrained: the weights are not needed here.)
   if (s.init) return await loadTokenizer(s.init);
@@ -34,25 +37,28 @@ export async function studentTokenizer(ctx: StageContext): Promise<Tokenizer> {
   return tokenizerFromFiles(charTokenizerFiles(chars));
 }
 
+/** A new student's shape from the config (no init checkpoint). */
+export function studentConfig(cfg: Config, tokenizer: Tokenizer): ModelConfig {
+  const s = cfg.student;
+  return smallConfig({
+    vocabSize: tokenizer.vocabSize,
+    hiddenSize: s.hiddenSize,
+    numLayers: s.numLayers,
+    numHeads: s.numHeads,
+    numKvHeads: s.numKvHeads || undefined,
+    intermediateSize: s.intermediateSize || undefined,
+    maxPositionEmbeddings: Math.max(512, cfg.sft.maxLen + 64),
+    bosTokenId: tokenizer.bosId,
+    eosTokenIds: tokenizer.eosIds,
+    padTokenId: tokenizer.padId,
+  });
+}
+
 /** A new student from the config, or its init checkpoint. */
 export async function newStudent(ctx: StageContext, tokenizer: Tokenizer): Promise<CausalLM> {
   const s = ctx.cfg.student;
   if (s.init) return (await loadPretrained(s.init)).model;
-  return CausalLM.init(
-    smallConfig({
-      vocabSize: tokenizer.vocabSize,
-      hiddenSize: s.hiddenSize,
-      numLayers: s.numLayers,
-      numHeads: s.numHeads,
-      numKvHeads: s.numKvHeads || undefined,
-      intermediateSize: s.intermediateSize || undefined,
-      maxPositionEmbeddings: Math.max(512, ctx.cfg.sft.maxLen + 64),
-      bosTokenId: tokenizer.bosId,
-      eosTokenIds: tokenizer.eosIds,
-      padTokenId: tokenizer.padId,
-    }),
-    s.initSeed,
-  );
+  return CausalLM.init(studentConfig(ctx.cfg, tokenizer), s.initSeed);
 }
 
 /** Prompt + response token pairs, the response ending in EOS. */
