@@ -4,7 +4,7 @@
  * in generation and in training, and one-line errors for bad input.
  */
 import assert from "node:assert/strict";
-import { readJsonl, withServer } from "./support/serve.ts";
+import { readJsonl, withServeProcess, withServer } from "./support/serve.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const CLI = `${ROOT}src/cli/distill.ts`;
@@ -346,34 +346,9 @@ Deno.test("a real teacher over HTTP: the project's own OpenAI-compatible server"
   // The server runs in its own process, serving the committed teacher checkpoint.
   const runDir = await Deno.makeTempDir({ prefix: "teacher-server-" });
   await Deno.writeTextFile(`${runDir}/config.json`, "{}");
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${ROOT}src/cli/serve.ts`,
-      "--run",
-      runDir,
-      "--model",
-      `${ROOT}models/arith-teacher-worked`,
-      "--port",
-      "0",
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  try {
-    // It prints its address on stderr.
-    const reader = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    let url = "";
-    while (!url) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`server exited: ${seen}`);
-      seen += value;
-      url = seen.match(/(http:\/\/127\.0\.0\.1:\d+)\//)?.[1] ?? "";
-    }
-    const args = [
+  const serveArgs = ["--run", runDir, "--model", `${ROOT}models/arith-teacher-worked`];
+  await withServeProcess(ROOT, serveArgs, async (url) => {
+    const { code, stderr } = await runToEnd([
       "--set",
       `runsDir=${dir}`,
       "--name",
@@ -388,8 +363,7 @@ Deno.test("a real teacher over HTTP: the project's own OpenAI-compatible server"
       "teacher.source.api=completions",
       "--set",
       "teacher.source.concurrency=4",
-    ];
-    const { code, stderr } = await runToEnd(args);
+    ]);
     assert.equal(code, 0, stderr);
     const rows = await readJsonl(`${dir}/http-teacher/teacher/u00000.jsonl`);
     // The served teacher solves the generated problems: nearly every response has an answer.
@@ -399,12 +373,83 @@ Deno.test("a real teacher over HTTP: the project's own OpenAI-compatible server"
     );
     const report = await readJson(`${dir}/http-teacher/report.json`);
     assert.ok(report.eval.rows["teacher pass@1"].strict >= 0.75, JSON.stringify(report.eval.rows));
-    await reader.cancel();
-  } finally {
-    server.kill("SIGTERM");
-    await server.status;
-    await server.stdout.cancel().catch(() => {});
+  });
+});
+
+Deno.test("a student sampled by a serving engine: our own server of the SFT checkpoint stands in for vLLM", async () => {
+  const base = ["--set", `runsDir=${dir}`, "--name", "served-student"];
+  for (const stage of ["teacher-generate", "label", "sft"]) {
+    const { code, stderr } = await runToEnd([stage, ...base]);
+    assert.equal(code, 0, stderr);
   }
+  const run = `${dir}/served-student`;
+  const sft = `${run}/${(await readJson(`${run}/sft/latest.json`)).dir}`;
+  // The same run, copied before anything samples the student: its eval runs locally.
+  await new Deno.Command("cp", { args: ["-r", run, `${dir}/local-student`] }).output();
+
+  const runDir = await Deno.makeTempDir({ prefix: "student-server-" });
+  await Deno.writeTextFile(`${runDir}/config.json`, "{}");
+  await withServeProcess(ROOT, ["--run", runDir, "--model", sft], async (url) => {
+    const http = (key: string) => [
+      "--set",
+      `${key}.kind=http`,
+      "--set",
+      `${key}.baseUrl=${url}/v1`,
+      "--set",
+      `${key}.model=${sft.split("/").pop()}`,
+      "--set",
+      `${key}.api=completions`,
+    ];
+    for (
+      const [stage, key] of [["student-generate", "studentGenerate.source"], [
+        "eval",
+        "eval.sftSource",
+      ]]
+    ) {
+      const { code, stderr } = await runToEnd([stage, ...base, ...http(key)]);
+      assert.equal(code, 0, stderr);
+    }
+  });
+  const { code, stderr } = await runToEnd([
+    "eval",
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "local-student",
+  ]);
+  assert.equal(code, 0, stderr);
+
+  // Every kept question got `samples` responses from the server, labelled against its pseudo-label.
+  const labels = new Map<string, { pseudo_label: string; kept: boolean }>(
+    (await readJson(`${run}/labels.json`)).map((l: { id: string }) => [l.id, l]),
+  );
+  const rows = (await Promise.all(
+    [...Deno.readDirSync(`${run}/student`)].map((f) => readJsonl(`${run}/student/${f.name}`)),
+  )).flat();
+  const kept = [...labels.values()].filter((l) => l.kept).length;
+  assert.equal(rows.length, kept * 2);
+  for (const r of rows) {
+    assert.equal(
+      r.reward,
+      r.answer !== null && r.answer === labels.get(r.id)!.pseudo_label ? 1 : 0,
+    );
+    // (A character-level tokenizer: one token per character.)
+    assert.equal(r.tokens, r.text.length, JSON.stringify(r));
+  }
+  // Greedy answers from the server are the local engine's, token for token.
+  const texts = async (name: string) =>
+    (await Promise.all(
+      [...Deno.readDirSync(`${dir}/${name}/eval/sft-greedy`)].sort((a, b) =>
+        a.name.localeCompare(b.name)
+      ).map((f) => readJsonl(`${dir}/${name}/eval/sft-greedy/${f.name}`)),
+    )).flat().map((r) => `${r.id} ${r.text}`);
+  const served = await texts("served-student");
+  assert.equal(served.length, 12);
+  assert.deepEqual(served, await texts("local-student"));
+  const [a, b] = await Promise.all(
+    ["served-student", "local-student"].map((n) => readJson(`${dir}/${n}/eval/results.json`)),
+  );
+  assert.deepEqual(a.rows["SFT student"], b.rows["SFT student"]);
 });
 
 Deno.test("judge mode: an OpenAI-compatible judge scores teacher and student responses", async () => {

@@ -24,6 +24,17 @@ const source = variant("kind", {
   http: httpTeacherSchema,
 }, { default: "local" });
 
+/**
+ * Where the SFT student is sampled: this run's checkpoint, or a serving engine (vLLM, SGLang,
+ * our own `deno task serve`) that serves it.
+ */
+const studentSource = variant("kind", {
+  local: obj({
+    model: str({ default: "", doc: "checkpoint folder (empty: this run's SFT student)" }),
+  }),
+  http: httpTeacherSchema,
+}, { default: "local" });
+
 export const configSchema = obj({
   name: str({ default: "default", doc: "run name: outputs go to <runsDir>/<name>/" }),
   runsDir: str({ default: "runs", doc: "where runs are written" }),
@@ -114,6 +125,7 @@ export const configSchema = obj({
   }),
 
   studentGenerate: obj({
+    source: studentSource,
     samples: int({ default: 4, min: 1, doc: "responses per question (the paper: about 30)" }),
     temperature: num({ default: 1, min: 0 }),
     questionsPerUnit: int({ default: 64, min: 1 }),
@@ -217,6 +229,7 @@ export const configSchema = obj({
   }),
 
   eval: obj({
+    sftSource: studentSource,
     questions: int({ default: 0, min: 0, doc: "held-out questions to score (0: all)" }),
     majK: int({ default: 4, min: 1, doc: "teacher samples per question for maj@K" }),
     majTemperature: num({ default: 0.8, min: 0 }),

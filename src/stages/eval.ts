@@ -5,19 +5,19 @@
  * the training questions and the reward model's held-out accuracy against
  * gold correctness.
  */
-import { loadPretrained } from "../model/checkpoint.ts";
 import { sameAnswer } from "../tasks/answers.ts";
 import type { Question } from "../tasks/types.ts";
 import { byId, type StageContext, type StageSummary } from "./context.ts";
 import type { ResponseRow } from "../run/rows.ts";
 import { majority, readLabels } from "./label.ts";
 import { generateResponses } from "./responses.ts";
-import { LocalSampler, type Sampler } from "./sampler.ts";
+import type { Sampler } from "./sampler.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
 import { openSource } from "./teacher_generate.ts";
 import { ppoDir, type RewardSource } from "./ppo.ts";
 import { classifierMetrics } from "./reward_train.ts";
 import { answerStyle } from "../tasks/arithmetic.ts";
+import { openStudent } from "./student_generate.ts";
 
 /** Per-question correctness, by metric name. */
 export type Scores = Record<string, boolean[]>;
@@ -134,17 +134,21 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     finalKl[name] = state?.lastKl ?? NaN;
   }
   for (const [name, slug, dir] of students) {
-    const { model, tokenizer } = await loadPretrained(dir);
-    const sampler = new LocalSampler(model, tokenizer, opts);
-    params.student = model.numParameters();
-    await greedy(name, slug, sampler);
+    // The SFT row may come from a serving engine (eval.sftSource); the PPO students are local.
+    const student = slug === "sft"
+      ? await openStudent(ctx, cfg.sftSource, opts)
+      : await openStudent(ctx, { kind: "local", model: dir }, opts);
+    params.student = student.params ?? params.student;
+    await greedy(name, slug, student.sampler);
     if (cfg.passK > 0) {
-      const groups = byId(await run(`${slug}-pass`, sampler, [{ temperature: 1, n: cfg.passK }]));
+      const groups = byId(
+        await run(`${slug}-pass`, student.sampler, [{ temperature: 1, n: cfg.passK }]),
+      );
       record(`${name} pass@${cfg.passK}`, {
         pass: qs.map((q) => (groups.get(q.id) ?? []).some((r) => sameAnswer(r.answer, q.gold))),
       });
     }
-    model.destroy();
+    student.destroy();
   }
 
   // Pseudo-labels against the training questions' gold answers.

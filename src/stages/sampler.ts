@@ -87,8 +87,9 @@ export class HttpSampler implements Sampler {
     cfg: HttpTeacherConfig,
     readonly opts: SamplerOptions,
     readonly count: (t: string) => number,
+    role = "teacher",
   ) {
-    this.client = new HttpTeacher(cfg);
+    this.client = new HttpTeacher(cfg, role);
   }
 
   async sample(reqs: SampleRequest[], onBatch?: (done: number) => void): Promise<Sample[][]> {

@@ -4,10 +4,11 @@
  * pseudo-labels (reward 1 if its answer matches).
  */
 import { loadPretrained } from "../model/checkpoint.ts";
+import { loadTokenizer } from "../model/tokenizer.ts";
 import type { StageContext, StageSummary } from "./context.ts";
 import { judgeRows, readLabels } from "./label.ts";
 import { generateResponses } from "./responses.ts";
-import { LocalSampler } from "./sampler.ts";
+import { HttpSampler, LocalSampler, type Sampler, type SamplerOptions } from "./sampler.ts";
 import { modelDir } from "./checkpoints.ts";
 import { JsonlShards } from "../run/run_dir.ts";
 import type { ResponseRow } from "../run/rows.ts";
@@ -20,21 +21,48 @@ export async function readStudentRows(ctx: StageContext): Promise<ResponseRow[]>
   return rows;
 }
 
+/**
+ * The SFT student as a sampler: this run's checkpoint (or another folder), or a serving engine
+ * that serves it. Token counts always come from the checkpoint's tokenizer.
+ */
+export async function openStudent(
+  ctx: StageContext,
+  source: StageContext["cfg"]["studentGenerate"]["source"],
+  opts: SamplerOptions,
+): Promise<{ sampler: Sampler; params: number | null; destroy: () => void }> {
+  const sft = await modelDir(ctx, "sft");
+  if (source.kind === "http") {
+    const tokenizer = await loadTokenizer(sft);
+    const count = (t: string) => tokenizer.encode(t, { addSpecialTokens: false }).length;
+    return {
+      sampler: new HttpSampler(source, opts, count, "student"),
+      params: null,
+      destroy: () => {},
+    };
+  }
+  const { model, tokenizer } = await loadPretrained(source.model || sft);
+  return {
+    sampler: new LocalSampler(model, tokenizer, opts),
+    params: model.numParameters(),
+    destroy: () => model.destroy(),
+  };
+}
+
 export async function studentGenerate(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
   const cfg = ctx.cfg.studentGenerate;
   const labels = await readLabels(ctx);
-  const { model, tokenizer } = await loadPretrained(await modelDir(ctx, "sft"));
+  const student = await openStudent(ctx, cfg.source, {
+    maxNewTokens: cfg.maxNewTokens,
+    topP: cfg.topP,
+    batchSize: cfg.batchSize,
+    stop: ctx.task.stop,
+  });
   const questions = ctx.train.filter((q) => labels.get(q.id)?.kept);
   const { rows, tokens } = await generateResponses(ctx, {
     stage: "student-generate",
     rel: "student",
-    sampler: new LocalSampler(model, tokenizer, {
-      maxNewTokens: cfg.maxNewTokens,
-      topP: cfg.topP,
-      batchSize: cfg.batchSize,
-      stop: ctx.task.stop,
-    }),
+    sampler: student.sampler,
     questions,
     draws: [{ temperature: cfg.temperature, n: cfg.samples }],
     questionsPerUnit: cfg.questionsPerUnit,
@@ -45,7 +73,7 @@ export async function studentGenerate(ctx: StageContext): Promise<StageSummary> 
       return { ...row, reward: row.answer !== null && row.answer === l?.pseudo_label ? 1 : 0 };
     },
   });
-  model.destroy();
+  student.destroy();
   let judgeTokens = 0;
   if (
     ctx.cfg.label.mode === "judge" && rows.some((r) => r.reward === undefined || r.reward === -1)

@@ -81,10 +81,11 @@ export class HttpTeacher {
   #inFlight = 0;
   #waiting: (() => void)[] = [];
 
-  constructor(cfg: HttpTeacherConfig) {
+  /** `role` names the model in errors: teacher, student, judge. */
+  constructor(cfg: HttpTeacherConfig, readonly role = "teacher") {
     this.#baseUrl = cfg.baseUrl.replace(/\/+$/, "");
     this.cfg = { ...cfg };
-    const where = `teacher ${this.#baseUrl}`;
+    const where = `${role} ${this.#baseUrl}`;
     if (!/^https?:\/\//.test(this.#baseUrl)) {
       throw new TeacherError(`${where}: baseUrl must start with http:// or https://`);
     }
@@ -110,11 +111,13 @@ export class HttpTeacher {
   /** `req.n` completions; asks again when the server returns fewer choices than asked. */
   async complete(req: CompletionRequest): Promise<Completion[]> {
     if (!(Number.isInteger(req.n) && req.n >= 1)) {
-      throw new TeacherError(`teacher ${this.#baseUrl}: n must be an integer >= 1, got ${req.n}`);
+      throw new TeacherError(
+        `${this.role} ${this.#baseUrl}: n must be an integer >= 1, got ${req.n}`,
+      );
     }
     if (this.cfg.api === "completions" && req.system !== undefined) {
       throw new TeacherError(
-        `teacher ${this.#baseUrl}: a system prompt needs api "chat" (api is "completions")`,
+        `${this.role} ${this.#baseUrl}: a system prompt needs api "chat" (api is "completions")`,
       );
     }
     const out: Completion[] = [];
@@ -122,7 +125,7 @@ export class HttpTeacher {
       const seed = req.seed === undefined ? undefined : req.seed + k;
       const got = await this.#request(req, req.n - out.length, seed);
       if (got.length === 0) {
-        throw new TeacherError(`teacher ${this.#baseUrl}: the server returned no choices`);
+        throw new TeacherError(`${this.role} ${this.#baseUrl}: the server returned no choices`);
       }
       out.push(...got.slice(0, req.n - out.length));
     }
@@ -195,10 +198,12 @@ export class HttpTeacher {
       }
       if ("ok" in result) return this.#parse(result.ok, chat);
       const f = result.fail;
-      if (!f.retry) throw new TeacherError(this.#redact(`teacher ${this.#baseUrl}: ${f.what}`));
+      if (!f.retry) {
+        throw new TeacherError(this.#redact(`${this.role} ${this.#baseUrl}: ${f.what}`));
+      }
       if (attempt + 1 >= tries) {
         const s = tries === 1 ? "try" : "tries";
-        const where = `teacher ${this.#baseUrl}`;
+        const where = `${this.role} ${this.#baseUrl}`;
         const msg = f.kind === "network"
           ? `${where}: unreachable after ${tries} ${s} (${f.what})`
           : f.kind === "timeout"
@@ -277,7 +282,7 @@ export class HttpTeacher {
 
   #parse(json: unknown, chat: boolean): Completion[] {
     const bad = (why: string) =>
-      new TeacherError(`teacher ${this.#baseUrl}: unexpected response (${why})`);
+      new TeacherError(`${this.role} ${this.#baseUrl}: unexpected response (${why})`);
     if (typeof json !== "object" || json === null) throw bad("not an object");
     const choices = (json as { choices?: unknown }).choices;
     if (!Array.isArray(choices)) throw bad("no choices array");

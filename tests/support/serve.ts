@@ -17,3 +17,37 @@ export async function readJsonl(path: string) {
     JSON.parse(l)
   );
 }
+
+/**
+ * `deno task serve ARGS` in its own process, on a free port; `fn` gets its base URL
+ * (http://127.0.0.1:PORT, read from the address it prints on stderr).
+ */
+export async function withServeProcess(
+  root: string,
+  args: string[],
+  fn: (url: string) => Promise<void>,
+): Promise<void> {
+  const server = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}src/cli/serve.ts`, ...args, "--port", "0"],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let seen = "";
+    let url = "";
+    while (!url) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`server exited: ${seen}`);
+      seen += value;
+      url = seen.match(/(http:\/\/127\.0\.0\.1:\d+)\//)?.[1] ?? "";
+    }
+    await fn(url);
+  } finally {
+    await reader.cancel().catch(() => {});
+    server.kill("SIGTERM");
+    await server.status;
+    await server.stdout.cancel().catch(() => {});
+  }
+}
