@@ -60,7 +60,6 @@ function config(baseUrl: string, over: Partial<HttpTeacherConfig> = {}): HttpTea
     concurrency: 4,
     maxRetries: 3,
     timeoutMs: 5000,
-    backoffMs: 1,
     ...over,
   };
 }
@@ -198,7 +197,7 @@ Deno.test("429 with Retry-After, then success", async () => {
     return c.json(chatResponse("m", ["ok"]));
   });
   await withServer(app, async (base) => {
-    const out = await new HttpTeacher(config(base, { backoffMs: 1 })).complete(REQ);
+    const out = await new HttpTeacher(config(base)).complete(REQ);
     assert.deepEqual(out, [{ text: "ok", finishReason: "stop" }]);
     assert.equal(times.length, 2);
     assert.ok(times[1] - times[0] >= 950, `retried after ${times[1] - times[0]} ms`);
@@ -215,13 +214,13 @@ Deno.test("500 twice, then success; 500 for good gives one line after the last t
     return c.json(chatResponse("m", ["fine"]));
   });
   await withServer(app, async (base) => {
-    const t = new HttpTeacher(config(base, { backoffMs: 5 }));
+    const t = new HttpTeacher(config(base));
     assert.deepEqual(await t.complete(REQ), [{ text: "fine", finishReason: "stop" }]);
     assert.equal(calls, 3);
 
     calls = 0;
     failUntil = Infinity;
-    const t2 = new HttpTeacher(config(base, { maxRetries: 2, backoffMs: 1 }));
+    const t2 = new HttpTeacher(config(base, { maxRetries: 2 }));
     await assertTeacherError(
       t2.complete(REQ),
       `teacher ${base}: HTTP 500 Internal Server Error: CUDA out of memory (after 3 tries)`,
@@ -241,7 +240,7 @@ Deno.test("a hanging server hits the timeout on every try", async () => {
   });
   await withServer(app, async (base) => {
     try {
-      const t = new HttpTeacher(config(base, { timeoutMs: 100, maxRetries: 1, backoffMs: 1 }));
+      const t = new HttpTeacher(config(base, { timeoutMs: 100, maxRetries: 1 }));
       const start = performance.now();
       await assertTeacherError(
         t.complete(REQ),
@@ -255,12 +254,27 @@ Deno.test("a hanging server hits the timeout on every try", async () => {
   });
 });
 
+Deno.test("a server slower than the timeout once, then quick: the retry succeeds", async () => {
+  let calls = 0;
+  const app = new Hono();
+  app.post("/v1/completions", async (c) => {
+    calls++;
+    if (calls === 1) await new Promise((r) => setTimeout(r, 600));
+    return c.json(completionsResponse("m", ["in time"]));
+  });
+  await withServer(app, async (base) => {
+    const t = new HttpTeacher(config(base, { api: "completions", timeoutMs: 200, maxRetries: 1 }));
+    assert.deepEqual(await t.complete(REQ), [{ text: "in time", finishReason: "length" }]);
+    assert.equal(calls, 2);
+  });
+});
+
 Deno.test("connection refused: one line after the retries", async () => {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = l.addr.port;
   l.close();
   const base = `http://127.0.0.1:${port}/v1`;
-  const t = new HttpTeacher(config(base, { maxRetries: 3, backoffMs: 1 }));
+  const t = new HttpTeacher(config(base, { maxRetries: 3 }));
   await assertTeacherError(
     t.complete(REQ),
     `teacher ${base}: unreachable after 4 tries (Connection refused)`,
@@ -403,7 +417,6 @@ Deno.test("the config schema gives an HttpTeacherConfig", () => {
     concurrency: 8,
     maxRetries: 3,
     timeoutMs: 300_000,
-    backoffMs: 1000,
   });
   assert.throws(() => new HttpTeacher({ ...cfg, baseUrl: "127.0.0.1:8000" }), TeacherError);
   assert.throws(() => new HttpTeacher({ ...cfg, concurrency: 0 }), TeacherError);

@@ -300,8 +300,6 @@ Deno.test("bad input stops the run with one line naming the fault", async () => 
         "--set",
         "teacher.source.maxRetries=1",
         "--set",
-        "teacher.source.backoffMs=10",
-        "--set",
         `runsDir=${dir}`,
         "--name",
         "unreachable",

@@ -1,8 +1,11 @@
 /**
  * An OpenAI-compatible HTTP client (vLLM, llama.cpp server, SGLang, OpenAI...)
- * used as the teacher or the judge: `/chat/completions` or `/completions`,
- * with bounded concurrency, timeouts, and retries with exponential backoff.
+ * used as the teacher, the judge or a served student: `/chat/completions` or
+ * `/completions`. The official `openai` package does the requests, retries,
+ * backoff, Retry-After and timeouts; this file adds a concurrency limit, the
+ * top-up when a server returns fewer than `n` choices, and one-line errors.
  */
+import OpenAI from "openai";
 import { EngineError } from "../errors.ts";
 import { int, obj, oneOf, optional, str } from "../util/schema.ts";
 
@@ -15,12 +18,14 @@ export interface HttpTeacherConfig {
   apiKeyEnv?: string;
   /** Most requests in flight at once, across all calls on this client. */
   concurrency: number;
-  /** Retries after the first try (3 → 4 tries). */
+  /**
+   * Retries after the first try (3 → 4 tries), on connection faults, timeouts, 408, 409, 429 and
+   * 5xx: the `openai` package's backoff (0.5 s doubling to 8 s, with jitter), or the server's
+   * Retry-After (up to 60 s).
+   */
   maxRetries: number;
   /** Per-try limit, covering the whole response. */
   timeoutMs: number;
-  /** Initial backoff, doubled each retry, with jitter, capped at 30 s; Retry-After wins. */
-  backoffMs: number;
 }
 
 /** The config schema of an HTTP teacher, for the pipeline's config. */
@@ -32,7 +37,6 @@ export const httpTeacherSchema = obj({
   concurrency: int({ default: 8, min: 1, doc: "requests in flight at once" }),
   maxRetries: int({ default: 3, min: 0, doc: "retries after the first try" }),
   timeoutMs: int({ default: 300_000, min: 1, doc: "time limit per try" }),
-  backoffMs: int({ default: 1000, min: 0, doc: "first retry delay, doubled each retry" }),
 });
 
 export interface CompletionRequest {
@@ -59,34 +63,25 @@ export interface Completion {
   finishReason: string;
 }
 
-/** The teacher server failed or refused; the message is one line. */
+/** The server failed or refused; the message is one line. */
 export class TeacherError extends EngineError {}
 
-const MAX_BACKOFF_MS = 30_000;
-const MAX_RETRY_AFTER_MS = 120_000;
-
-/** One failed try: whether to retry, what to say, and the server's Retry-After. */
-interface Failure {
-  retry: boolean;
-  /** `HTTP 500 Internal Server Error: ...`, the network fault, or the timeout. */
-  what: string;
-  kind: "http" | "network" | "timeout";
-  retryAfterMs?: number;
-}
+const RETRY_STATUS = (s: number) => s === 408 || s === 409 || s === 429 || s >= 500;
 
 export class HttpTeacher {
   readonly cfg: Readonly<HttpTeacherConfig>;
-  readonly #baseUrl: string;
+  readonly #where: string;
   readonly #apiKey: string | undefined;
+  readonly #client: OpenAI;
   #inFlight = 0;
   #waiting: (() => void)[] = [];
 
   /** `role` names the model in errors: teacher, student, judge. */
   constructor(cfg: HttpTeacherConfig, readonly role = "teacher") {
-    this.#baseUrl = cfg.baseUrl.replace(/\/+$/, "");
+    const baseURL = cfg.baseUrl.replace(/\/+$/, "");
     this.cfg = { ...cfg };
-    const where = `${role} ${this.#baseUrl}`;
-    if (!/^https?:\/\//.test(this.#baseUrl)) {
+    const where = this.#where = `${role} ${baseURL}`;
+    if (!/^https?:\/\//.test(baseURL)) {
       throw new TeacherError(`${where}: baseUrl must start with http:// or https://`);
     }
     if (!(Number.isInteger(cfg.concurrency) && cfg.concurrency >= 1)) {
@@ -96,7 +91,6 @@ export class HttpTeacher {
       throw new TeacherError(`${where}: maxRetries must be an integer >= 0`);
     }
     if (!(cfg.timeoutMs > 0)) throw new TeacherError(`${where}: timeoutMs must be > 0`);
-    if (!(cfg.backoffMs >= 0)) throw new TeacherError(`${where}: backoffMs must be >= 0`);
     if (cfg.apiKeyEnv) {
       const key = Deno.env.get(cfg.apiKeyEnv);
       if (!key) {
@@ -106,18 +100,25 @@ export class HttpTeacher {
       }
       this.#apiKey = key;
     }
+    this.#client = new OpenAI({
+      baseURL,
+      // Local servers need no key; the package insists on one, so without a key none is sent.
+      apiKey: this.#apiKey ?? "none",
+      defaultHeaders: this.#apiKey ? {} : { Authorization: null },
+      maxRetries: cfg.maxRetries,
+      timeout: cfg.timeoutMs,
+      fetch: withOpenAiErrorBodies,
+    });
   }
 
   /** `req.n` completions; asks again when the server returns fewer choices than asked. */
   async complete(req: CompletionRequest): Promise<Completion[]> {
     if (!(Number.isInteger(req.n) && req.n >= 1)) {
-      throw new TeacherError(
-        `${this.role} ${this.#baseUrl}: n must be an integer >= 1, got ${req.n}`,
-      );
+      throw new TeacherError(`${this.#where}: n must be an integer >= 1, got ${req.n}`);
     }
     if (this.cfg.api === "completions" && req.system !== undefined) {
       throw new TeacherError(
-        `${this.role} ${this.#baseUrl}: a system prompt needs api "chat" (api is "completions")`,
+        `${this.#where}: a system prompt needs api "chat" (api is "completions")`,
       );
     }
     const out: Completion[] = [];
@@ -125,7 +126,7 @@ export class HttpTeacher {
       const seed = req.seed === undefined ? undefined : req.seed + k;
       const got = await this.#request(req, req.n - out.length, seed);
       if (got.length === 0) {
-        throw new TeacherError(`${this.role} ${this.#baseUrl}: the server returned no choices`);
+        throw new TeacherError(`${this.#where}: the server returned no choices`);
       }
       out.push(...got.slice(0, req.n - out.length));
     }
@@ -161,128 +162,60 @@ export class HttpTeacher {
     return results;
   }
 
-  /** One logical request, retried; returns the choices of the response. */
+  /** One logical request (the package retries it); returns the choices of the response. */
   async #request(req: CompletionRequest, n: number, seed: number | undefined) {
-    const chat = this.cfg.api === "chat";
-    const url = `${this.#baseUrl}/${chat ? "chat/completions" : "completions"}`;
-    const body: Record<string, unknown> = { model: this.cfg.model };
-    if (chat) {
-      const messages = [];
-      if (req.system !== undefined) messages.push({ role: "system", content: req.system });
-      messages.push({ role: "user", content: req.prompt });
-      body.messages = messages;
-    } else {
-      body.prompt = req.prompt;
-    }
-    body.n = n;
-    body.temperature = req.temperature;
-    if (req.topP !== undefined) body.top_p = req.topP;
-    body.max_tokens = req.maxTokens;
-    if (req.stop !== undefined && req.stop.length > 0) body.stop = req.stop;
-    if (seed !== undefined) body.seed = seed;
-    const headers: Record<string, string> = {
-      "Content-Type": "application/json",
-      "Accept": "application/json",
+    const common = {
+      model: this.cfg.model,
+      n,
+      temperature: req.temperature,
+      ...(req.topP !== undefined ? { top_p: req.topP } : {}),
+      max_tokens: req.maxTokens,
+      ...(req.stop?.length ? { stop: req.stop } : {}),
+      ...(seed !== undefined ? { seed } : {}),
     };
-    if (this.#apiKey) headers["Authorization"] = `Bearer ${this.#apiKey}`;
-    const payload = JSON.stringify(body);
-
-    const tries = this.cfg.maxRetries + 1;
-    for (let attempt = 0;; attempt++) {
-      await this.#acquire();
-      let result: { ok: unknown } | { fail: Failure };
-      try {
-        result = await this.#try(url, headers, payload);
-      } finally {
-        this.#release();
+    await this.#acquire();
+    try {
+      if (this.cfg.api === "chat") {
+        const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [];
+        if (req.system !== undefined) messages.push({ role: "system", content: req.system });
+        messages.push({ role: "user", content: req.prompt });
+        const r = await this.#client.chat.completions.create({ ...common, messages });
+        return this.#parse(r, true);
       }
-      if ("ok" in result) return this.#parse(result.ok, chat);
-      const f = result.fail;
-      if (!f.retry) {
-        throw new TeacherError(this.#redact(`${this.role} ${this.#baseUrl}: ${f.what}`));
-      }
-      if (attempt + 1 >= tries) {
-        const s = tries === 1 ? "try" : "tries";
-        const where = `${this.role} ${this.#baseUrl}`;
-        const msg = f.kind === "network"
-          ? `${where}: unreachable after ${tries} ${s} (${f.what})`
-          : f.kind === "timeout"
-          ? `${where}: no response after ${tries} ${s} (${f.what})`
-          : `${where}: ${f.what} (after ${tries} ${s})`;
-        throw new TeacherError(this.#redact(msg));
-      }
-      const backoff = Math.min(MAX_BACKOFF_MS, this.cfg.backoffMs * 2 ** attempt);
-      const jittered = backoff * (0.75 + 0.5 * Math.random());
-      const wait = f.retryAfterMs !== undefined
-        ? Math.min(MAX_RETRY_AFTER_MS, f.retryAfterMs)
-        : Math.min(MAX_BACKOFF_MS, jittered);
-      await sleep(wait);
+      const r = await this.#client.completions.create({ ...common, prompt: req.prompt });
+      return this.#parse(r, false);
+    } catch (err) {
+      throw err instanceof TeacherError ? err : new TeacherError(this.#redact(this.#explain(err)));
+    } finally {
+      this.#release();
     }
   }
 
-  /** One HTTP try; never throws. */
-  async #try(
-    url: string,
-    headers: Record<string, string>,
-    payload: string,
-  ): Promise<{ ok: unknown } | { fail: Failure }> {
-    const ctl = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ctl.abort();
-    }, this.cfg.timeoutMs);
-    const timeoutFail = (): { fail: Failure } => ({
-      fail: { retry: true, kind: "timeout", what: `timed out after ${this.cfg.timeoutMs} ms` },
-    });
-    try {
-      let res: Response;
-      try {
-        res = await fetch(url, { method: "POST", headers, body: payload, signal: ctl.signal });
-      } catch (err) {
-        if (timedOut) return timeoutFail();
-        return { fail: { retry: true, kind: "network", what: networkReason(err) } };
-      }
-      let text: string;
-      try {
-        text = await res.text();
-      } catch (err) {
-        if (timedOut) return timeoutFail();
-        return { fail: { retry: true, kind: "network", what: networkReason(err) } };
-      }
-      if (!res.ok) {
-        const s = res.status;
-        const retry = s === 408 || s === 409 || s === 429 || s >= 500;
-        const status = `HTTP ${s} ${res.statusText || STATUS_TEXT[s] || ""}`.trimEnd();
-        const msg = serverMessage(text);
-        return {
-          fail: {
-            retry,
-            kind: "http",
-            what: msg ? `${status}: ${msg}` : status,
-            retryAfterMs: parseRetryAfter(res.headers.get("retry-after")),
-          },
-        };
-      }
-      try {
-        return { ok: JSON.parse(text) };
-      } catch {
-        return {
-          fail: {
-            retry: false,
-            kind: "http",
-            what: `the response is not JSON: ${clip(squashSpace(text), 200)}`,
-          },
-        };
-      }
-    } finally {
-      clearTimeout(timer);
+  /** One line for what the package threw: the fault, and how many tries it took. */
+  #explain(err: unknown): string {
+    const tries = this.cfg.maxRetries + 1;
+    const after = `${tries} ${tries === 1 ? "try" : "tries"}`;
+    if (err instanceof OpenAI.APIConnectionTimeoutError) {
+      return `${this.#where}: no response after ${after} (timed out after ${this.cfg.timeoutMs} ms)`;
     }
+    if (err instanceof OpenAI.APIConnectionError) {
+      return `${this.#where}: unreachable after ${after} (${networkReason(err.cause ?? err)})`;
+    }
+    if (err instanceof OpenAI.APIError && typeof err.status === "number") {
+      const s = err.status;
+      const status = `HTTP ${s} ${STATUS_TEXT[s] ?? ""}`.trimEnd();
+      const e = err.error as { message?: unknown } | undefined;
+      const msg = typeof e?.message === "string" ? e.message : "";
+      const what = msg ? `${status}: ${msg}` : status;
+      return RETRY_STATUS(s)
+        ? `${this.#where}: ${what} (after ${after})`
+        : `${this.#where}: ${what}`;
+    }
+    return `${this.#where}: ${squashSpace(err instanceof Error ? err.message : String(err))}`;
   }
 
   #parse(json: unknown, chat: boolean): Completion[] {
-    const bad = (why: string) =>
-      new TeacherError(`${this.role} ${this.#baseUrl}: unexpected response (${why})`);
+    const bad = (why: string) => new TeacherError(`${this.#where}: unexpected response (${why})`);
     if (typeof json !== "object" || json === null) throw bad("not an object");
     const choices = (json as { choices?: unknown }).choices;
     if (!Array.isArray(choices)) throw bad("no choices array");
@@ -323,8 +256,25 @@ export class HttpTeacher {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * fetch, with every error body rewritten as OpenAI's `{"error": {"message"}}`: vLLM, FastAPI and
+ * proxies answer `{"message"}`, `{"detail"}`, text or HTML, which the package would otherwise drop.
+ */
+async function withOpenAiErrorBodies(
+  input: string | URL | Request,
+  init?: RequestInit,
+): Promise<Response> {
+  const res = await fetch(input, init);
+  if (res.ok) return res;
+  const message = serverMessage(await res.text());
+  const headers = new Headers(res.headers);
+  headers.delete("content-length");
+  headers.set("content-type", "application/json");
+  return new Response(JSON.stringify({ error: { message } }), {
+    status: res.status,
+    statusText: res.statusText,
+    headers,
+  });
 }
 
 /** A short reason for a fetch failure: "Connection refused", "dns error: ...". */
@@ -364,15 +314,6 @@ function serverMessage(text: string): string {
     // not JSON: use the text
   }
   return clip(squashSpace(t.replace(/<[^>]*>/g, " ")), 300);
-}
-
-/** Retry-After as milliseconds: delta-seconds or an HTTP date. */
-function parseRetryAfter(v: string | null): number | undefined {
-  if (v === null) return undefined;
-  const s = v.trim();
-  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
-  const date = Date.parse(s);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
 /** Every whitespace run (line breaks, tabs, repeated spaces) as one space, trimmed. */
