@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
 import { generate, type Generation } from "../generate/generate.ts";
 import type { Pretrained } from "../model/checkpoint.ts";
 import type { ChatMessage } from "../model/tokenizer.ts";
@@ -304,10 +305,12 @@ function usage(r: JobResult) {
   };
 }
 
-const encoder = new TextEncoder();
-
-/** Streams `job` as OpenAI chunks; `chunk(choice, delta | null, finish | null)` shapes one. */
+/**
+ * Streams `job` as OpenAI chunks over Hono's SSE helper; `shape` makes each chunk's choice. The
+ * stream ends `data: [DONE]`; a failure mid-stream is sent as an `{"error": ...}` chunk first.
+ */
 function streamJob(
+  c: Context,
   host: ModelHost,
   job: Job,
   choicesCount: number,
@@ -321,72 +324,37 @@ function streamJob(
   },
 ): Response {
   const created = Math.floor(Date.now() / 1000);
-  // Set when the client goes away (the body stream is cancelled): generation stops.
-  let gone = false;
   const base = () => ({ id: shape.id, object: shape.object, created, model: shape.model });
-  const body = new ReadableStream<Uint8Array>({
-    start: (controller) => {
-      const send = (data: unknown) => {
-        if (gone) return;
-        try {
-          controller.enqueue(encoder.encode(`data: ${JSON.stringify(data)}\n\n`));
-        } catch {
-          gone = true;
-        }
-      };
-      const withUsage = (o: Record<string, unknown>) =>
-        job.sampling.includeUsage ? { ...o, usage: null } : o;
-      if (shape.start) {
-        for (let i = 0; i < choicesCount; i++) {
-          send(withUsage({ ...base(), system_fingerprint: null, choices: [shape.start(i)] }));
-        }
-      }
-      runJob(
-        host,
-        job,
-        (choice, text) =>
-          send(
-            withUsage({
-              ...base(),
-              system_fingerprint: null,
-              choices: [shape.delta(choice, text)],
-            }),
-          ),
-        () => gone,
-      ).then((r) => {
-        r.choices.forEach((g, i) =>
-          send(withUsage({
-            ...base(),
-            system_fingerprint: null,
-            choices: [shape.finish(i, FINISH[g.finishReason])],
-          }))
-        );
-        if (job.sampling.includeUsage) {
-          send({ ...base(), system_fingerprint: null, choices: [], usage: usage(r) });
-        }
-      }).catch((err) => {
-        if (err instanceof Disconnected) return;
-        const e = err instanceof ApiError ? err : new ApiError(500, errText(err), "server_error");
-        send({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
-      }).finally(() => {
-        if (gone) return;
-        try {
-          controller.enqueue(encoder.encode("data: [DONE]\n\n"));
-          controller.close();
-        } catch {
-          // the client went away
-        }
-      });
-    },
-    cancel: () => {
+  const withUsage = (o: Record<string, unknown>) =>
+    job.sampling.includeUsage ? { ...o, usage: null } : o;
+  const chunk = (choice: Record<string, unknown>) =>
+    withUsage({ ...base(), system_fingerprint: null, choices: [choice] });
+  return streamSSE(c, async (stream) => {
+    // Set when the client goes away: generation stops at the next token.
+    let gone = false;
+    stream.onAbort(() => {
       gone = true;
-    },
-  });
-  return new Response(body, {
-    headers: {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-    },
+    });
+    // Deltas arrive synchronously from the sampler; writes keep their order in one chain.
+    let written = Promise.resolve();
+    const send = (data: unknown) => {
+      if (gone) return;
+      written = written.then(() => stream.writeSSE({ data: JSON.stringify(data) }));
+    };
+    if (shape.start) { for (let i = 0; i < choicesCount; i++) send(chunk(shape.start(i))); }
+    try {
+      const r = await runJob(host, job, (i, text) => send(chunk(shape.delta(i, text))), () => gone);
+      r.choices.forEach((g, i) => send(chunk(shape.finish(i, FINISH[g.finishReason]))));
+      if (job.sampling.includeUsage) {
+        send({ ...base(), system_fingerprint: null, choices: [], usage: usage(r) });
+      }
+    } catch (err) {
+      if (err instanceof Disconnected) return;
+      const e = err instanceof ApiError ? err : new ApiError(500, errText(err), "server_error");
+      send({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
+    }
+    if (!gone) written = written.then(() => stream.writeSSE({ data: "[DONE]" }));
+    await written;
   });
 }
 
@@ -438,7 +406,7 @@ export function openAiRoutes(host: ModelHost, opts: { maxBodyBytes: number }): H
     };
     const id = randomId("chatcmpl-");
     if (sampling.stream) {
-      return streamJob(host, job, sampling.n, {
+      return streamJob(c, host, job, sampling.n, {
         id,
         object: "chat.completion.chunk",
         model: entry.id,
@@ -488,7 +456,7 @@ export function openAiRoutes(host: ModelHost, opts: { maxBodyBytes: number }): H
     const id = randomId("cmpl-");
     const choicesCount = prompts.length * sampling.n;
     if (sampling.stream) {
-      return streamJob(host, job, choicesCount, {
+      return streamJob(c, host, job, choicesCount, {
         id,
         object: "text_completion",
         model: entry.id,
