@@ -1,8 +1,10 @@
 /**
- * Hugging Face `config.json` and `generation_config.json`: parsing with one-line errors that name
- * the file and the key, and writing back with the same keys (unknown keys are preserved).
+ * Hugging Face `config.json` and `generation_config.json`: zod schemas of the keys this engine
+ * reads, one-line errors that name the file and the key, and writing back with the same keys
+ * (unknown keys are preserved).
  */
 import { join } from "node:path";
+import { z } from "zod";
 import { EngineError } from "../errors.ts";
 import { isPlainObject, ModelFileError, readJsonFileIfExists, readJsonObject } from "./files.ts";
 
@@ -80,156 +82,157 @@ function describe(v: unknown): string {
   return s.length > 60 ? s.slice(0, 57) + "..." : s;
 }
 
-/** Typed access to config keys, with errors naming the file and the key. */
-class Keys {
-  constructor(readonly obj: Record<string, unknown>, readonly file: string) {}
+const count = z.number().int().min(1);
+const tokenId = z.number().int().min(0);
+const positive = z.number().positive();
 
-  fail(fault: string): never {
-    throw new ModelFileError(`${this.file}: ${fault}`);
+/** The keys of config.json this engine reads, as transformers names them; others pass through. */
+const hfConfig = z.looseObject({
+  model_type: z.enum(["llama", "qwen2"]),
+  vocab_size: count,
+  hidden_size: count,
+  intermediate_size: count,
+  num_hidden_layers: count,
+  num_attention_heads: count,
+  num_key_value_heads: count.nullish(),
+  head_dim: count.nullish(),
+  rms_norm_eps: positive.nullish(),
+  rope_theta: positive.nullish(),
+  max_position_embeddings: count.nullish(),
+  tie_word_embeddings: z.boolean().nullish(),
+  attention_bias: z.boolean().nullish(),
+  hidden_act: z.literal("silu").nullish(),
+  rope_scaling: z.null().optional(),
+  mlp_bias: z.literal(false).nullish(),
+  use_sliding_window: z.literal(false).nullish(),
+  bos_token_id: tokenId.nullish(),
+  eos_token_id: z.union([tokenId, z.array(tokenId)]).nullish(),
+  pad_token_id: tokenId.nullish(),
+  architectures: z.array(z.string()).min(1).nullish(),
+  num_labels: count.nullish(),
+});
+
+/** generation_config.json's keys this engine reads. */
+const hfGenerationConfig = z.looseObject({
+  temperature: z.number().min(0).nullish(),
+  top_k: tokenId.nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  max_new_tokens: count.nullish(),
+  do_sample: z.boolean().nullish(),
+  bos_token_id: tokenId.nullish(),
+  eos_token_id: z.union([tokenId, z.array(tokenId)]).nullish(),
+  pad_token_id: tokenId.nullish(),
+});
+
+/** Values a key may hold that this engine does not implement, and what it does implement. */
+const UNSUPPORTED: Record<string, string> = {
+  model_type: '(expected "llama" or "qwen2")',
+  hidden_act: '(only "silu")',
+  rope_scaling: "(only null)",
+  mlp_bias: "",
+  use_sliding_window: "",
+};
+
+const WANT: Record<string, string> = {
+  number: "a number",
+  int: "an integer",
+  boolean: "true or false",
+  string: "a string",
+  array: "a list",
+};
+
+/** Parses `json` with a zod schema; the first fault becomes one line naming the file and key. */
+function parseFile<S extends z.ZodType>(schema: S, json: unknown, file: string): z.output<S> {
+  if (!isPlainObject(json)) throw new ModelFileError(`${file}: expected a JSON object`);
+  const r = schema.safeParse(json, { reportInput: true });
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const key = String(issue.path[0]);
+  const value = (json as Record<string, unknown>)[key];
+  const fail = (fault: string) => new ModelFileError(`${file}: ${fault}`);
+  if (value === undefined) throw fail(`missing key "${key}"`);
+  if (key in UNSUPPORTED) {
+    throw fail(`${key} ${describe(value)} is not supported ${UNSUPPORTED[key]}`.trimEnd());
   }
-
-  has(key: string): boolean {
-    return this.obj[key] !== undefined && this.obj[key] !== null;
-  }
-
-  /** A positive (or, with min 0, non-negative) integer; required unless a default is given. */
-  int(key: string, dflt?: number, min = 1): number {
-    if (!this.has(key)) {
-      if (dflt !== undefined) return dflt;
-      this.fail(`missing key "${key}"`);
+  const got = `got ${describe(value)}`;
+  switch (issue.code) {
+    case "invalid_type": {
+      const want = isInteger(schema, key) ? "int" : issue.expected;
+      throw fail(`key "${key}" must be ${WANT[want] ?? want}, ${got}`);
     }
-    const v = this.obj[key];
-    if (typeof v !== "number" || !Number.isInteger(v)) {
-      this.fail(`key "${key}" must be an integer, got ${describe(v)}`);
+    case "too_small":
+    case "too_big": {
+      const op = issue.code === "too_small"
+        ? (issue.inclusive ? ">=" : ">")
+        : (issue.inclusive ? "<=" : "<");
+      const edge = issue.code === "too_small" ? issue.minimum : issue.maximum;
+      const what = issue.origin === "array" ? "a list of length" : "";
+      throw fail(`key "${key}" must be ${what} ${op} ${edge}, ${got}`.replace("  ", " "));
     }
-    if (v < min) this.fail(`key "${key}" must be >= ${min}, got ${v}`);
-    return v;
-  }
-
-  /** A finite number > 0. */
-  positive(key: string, dflt: number): number {
-    if (!this.has(key)) return dflt;
-    const v = this.obj[key];
-    if (typeof v !== "number" || !Number.isFinite(v)) {
-      this.fail(`key "${key}" must be a number, got ${describe(v)}`);
-    }
-    if (v <= 0) this.fail(`key "${key}" must be > 0, got ${v}`);
-    return v;
-  }
-
-  bool(key: string, dflt: boolean): boolean {
-    if (!this.has(key)) return dflt;
-    const v = this.obj[key];
-    if (typeof v !== "boolean") this.fail(`key "${key}" must be true or false, got ${describe(v)}`);
-    return v;
-  }
-
-  str(key: string): string | undefined {
-    if (!this.has(key)) return undefined;
-    const v = this.obj[key];
-    if (typeof v !== "string") this.fail(`key "${key}" must be a string, got ${describe(v)}`);
-    return v;
-  }
-
-  /** A token id or null. */
-  tokenId(key: string): number | null {
-    if (!this.has(key)) return null;
-    return this.int(key, undefined, 0);
-  }
-
-  /** A token id, a list of token ids, or null -> list. */
-  tokenIds(key: string): number[] {
-    if (!this.has(key)) return [];
-    const v = this.obj[key];
-    const list = Array.isArray(v) ? v : [v];
-    for (const x of list) {
-      if (typeof x !== "number" || !Number.isInteger(x) || x < 0) {
-        this.fail(`key "${key}" must be a token id or a list of token ids, got ${describe(v)}`);
-      }
-    }
-    return list as number[];
+    case "invalid_union":
+      throw fail(`key "${key}" must be a token id or a list of token ids, ${got}`);
+    default:
+      throw fail(`key "${key}": ${issue.message}, ${got}`);
   }
 }
 
+/** Whether the schema's key holds an integer (zod reports a string there as "expected number"). */
+function isInteger(schema: z.ZodType, key: string): boolean {
+  let f = (schema as z.ZodObject).shape?.[key] as z.ZodType | undefined;
+  while (f instanceof z.ZodOptional || f instanceof z.ZodNullable) f = f.unwrap() as z.ZodType;
+  return f instanceof z.ZodNumber && f.isInt === true;
+}
+
 /** Which head the `architectures` list asks for (no list: "lm"). */
-function parseHead(k: Keys, modelType: ModelType): ModelHead {
-  if (!k.has("architectures")) return "lm";
-  const archs = k.obj.architectures;
-  if (!Array.isArray(archs) || archs.length === 0 || archs.some((a) => typeof a !== "string")) {
-    k.fail(`key "architectures" must be a non-empty list of strings, got ${describe(archs)}`);
+function parseHead(archs: string[] | null | undefined, modelType: ModelType, file: string) {
+  if (!archs) return "lm";
+  const fail = (fault: string) => new ModelFileError(`${file}: ${fault}`);
+  if (archs.length > 1) {
+    throw fail(`key "architectures" lists ${archs.length} classes, expected one`);
   }
-  if (archs.length > 1) k.fail(`key "architectures" lists ${archs.length} classes, expected one`);
-  const arch = archs[0] as string;
+  const arch = archs[0];
   for (const head of ["lm", "score", "value"] as const) {
     if (arch.endsWith(HEAD_SUFFIX[head])) return head;
   }
   const prefix = ARCH_PREFIX[modelType];
-  return k.fail(
+  throw fail(
     `architecture "${arch}" is not supported (expected ${prefix}ForCausalLM, ` +
       `${prefix}ForSequenceClassification or ${prefix}ForTokenClassification)`,
   );
 }
 
-/** The number of labels HF would derive: num_labels, else the size of id2label, else 2. */
-function numLabels(k: Keys): number {
-  if (k.has("num_labels")) return k.int("num_labels");
-  const id2label = k.obj.id2label;
-  if (isPlainObject(id2label)) return Object.keys(id2label).length;
-  return 2;
-}
+const ids = (v: number | number[] | null | undefined) =>
+  v == null ? [] : Array.isArray(v) ? v : [v];
 
 /** Validates a parsed config.json and converts it to a ModelConfig. */
 export function parseConfig(json: unknown, file: string): ModelConfig {
-  if (!isPlainObject(json)) throw new ModelFileError(`${file}: expected a JSON object`);
-  const k: Keys = new Keys(json, file);
-
-  const mt = k.str("model_type");
-  if (mt === undefined) k.fail(`missing key "model_type"`);
-  if (mt !== "llama" && mt !== "qwen2") {
-    k.fail(`model_type "${mt}" is not supported (expected "llama" or "qwen2")`);
-  }
-  const modelType: ModelType = mt;
+  const c = parseFile(hfConfig, json, file);
+  const fail = (fault: string) => new ModelFileError(`${file}: ${fault}`);
+  const modelType: ModelType = c.model_type;
   const d = DEFAULTS[modelType];
-
-  const vocabSize = k.int("vocab_size");
-  const hiddenSize = k.int("hidden_size");
-  const intermediateSize = k.int("intermediate_size");
-  const numLayers = k.int("num_hidden_layers");
-  const numHeads = k.int("num_attention_heads");
-  const numKvHeads = k.int("num_key_value_heads", numHeads);
+  const numHeads = c.num_attention_heads;
+  const numKvHeads = c.num_key_value_heads ?? numHeads;
   if (numHeads % numKvHeads !== 0) {
-    k.fail(
+    throw fail(
       `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`,
     );
   }
-  let headDim: number;
-  if (k.has("head_dim")) {
-    headDim = k.int("head_dim");
-  } else {
-    if (hiddenSize % numHeads !== 0) {
-      k.fail(`hidden_size ${hiddenSize} is not a multiple of num_attention_heads ${numHeads}`);
-    }
-    headDim = hiddenSize / numHeads;
+  if (c.head_dim == null && c.hidden_size % numHeads !== 0) {
+    throw fail(`hidden_size ${c.hidden_size} is not a multiple of num_attention_heads ${numHeads}`);
   }
-  if (headDim % 2 !== 0) k.fail(`head_dim ${headDim} must be even for rotary embeddings`);
+  const headDim = c.head_dim ?? c.hidden_size / numHeads;
+  if (headDim % 2 !== 0) throw fail(`head_dim ${headDim} must be even for rotary embeddings`);
 
-  const act = k.str("hidden_act") ?? "silu";
-  if (act !== "silu") k.fail(`hidden_act "${act}" is not supported (only "silu")`);
-
-  if (k.has("rope_scaling")) {
-    k.fail(`rope_scaling ${describe(k.obj.rope_scaling)} is not supported (only null)`);
-  }
-  if (k.bool("mlp_bias", false)) k.fail(`mlp_bias true is not supported`);
-  if (k.bool("use_sliding_window", false)) k.fail(`use_sliding_window true is not supported`);
-
-  const head = parseHead(k, modelType);
+  const head = parseHead(c.architectures, modelType, file);
   if (head !== "lm") {
-    const n = numLabels(k);
-    if (n !== 1) k.fail(`a ${head} head needs num_labels 1, got ${n}`);
+    // HF derives the label count from num_labels, else from id2label, else 2.
+    const id2label = (json as Record<string, unknown>).id2label;
+    const n = c.num_labels ?? (isPlainObject(id2label) ? Object.keys(id2label).length : 2);
+    if (n !== 1) throw fail(`a ${head} head needs num_labels 1, got ${n}`);
   }
 
   const extra: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(json)) {
+  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
     if (INTERPRETED.has(key)) continue;
     if (head !== "lm" && LABEL_KEYS.includes(key)) continue;
     extra[key] = value;
@@ -237,22 +240,22 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
 
   return {
     modelType,
-    vocabSize,
-    hiddenSize,
-    intermediateSize,
-    numLayers,
+    vocabSize: c.vocab_size,
+    hiddenSize: c.hidden_size,
+    intermediateSize: c.intermediate_size,
+    numLayers: c.num_hidden_layers,
     numHeads,
     numKvHeads,
     headDim,
-    rmsNormEps: k.positive("rms_norm_eps", d.rmsNormEps),
-    ropeTheta: k.positive("rope_theta", d.ropeTheta),
-    maxPositionEmbeddings: k.int("max_position_embeddings", d.maxPos),
-    tieWordEmbeddings: k.bool("tie_word_embeddings", false),
-    attentionBias: k.bool("attention_bias", modelType === "qwen2"),
+    rmsNormEps: c.rms_norm_eps ?? d.rmsNormEps,
+    ropeTheta: c.rope_theta ?? d.ropeTheta,
+    maxPositionEmbeddings: c.max_position_embeddings ?? d.maxPos,
+    tieWordEmbeddings: c.tie_word_embeddings ?? false,
+    attentionBias: c.attention_bias ?? modelType === "qwen2",
     hiddenAct: "silu",
-    bosTokenId: k.tokenId("bos_token_id"),
-    eosTokenIds: k.tokenIds("eos_token_id"),
-    padTokenId: k.tokenId("pad_token_id"),
+    bosTokenId: c.bos_token_id ?? null,
+    eosTokenIds: ids(c.eos_token_id),
+    padTokenId: c.pad_token_id ?? null,
     head,
     extra,
   };
@@ -318,41 +321,21 @@ export interface GenerationConfig {
 
 /** Validates a parsed generation_config.json. */
 export function parseGenerationConfig(json: unknown, file: string): GenerationConfig {
-  if (!isPlainObject(json)) throw new ModelFileError(`${file}: expected a JSON object`);
-  const k: Keys = new Keys(json, file);
+  const g = parseFile(hfGenerationConfig, json, file);
   const out: GenerationConfig = {};
-  if (k.has("temperature")) {
-    const t = json.temperature;
-    if (typeof t !== "number" || !Number.isFinite(t) || t < 0) {
-      k.fail(`key "temperature" must be a number >= 0, got ${describe(t)}`);
-    }
-    out.temperature = t;
-  }
-  if (k.has("top_k")) out.topK = k.int("top_k", undefined, 0);
-  if (k.has("top_p")) {
-    const p = json.top_p;
-    if (typeof p !== "number" || !(p > 0 && p <= 1)) {
-      k.fail(`key "top_p" must be a number in (0, 1], got ${describe(p)}`);
-    }
-    out.topP = p;
-  }
-  if (k.has("max_new_tokens")) out.maxNewTokens = k.int("max_new_tokens");
-  if (k.has("do_sample")) out.doSample = k.bool("do_sample", false);
-  if (k.has("bos_token_id")) out.bosTokenId = k.int("bos_token_id", undefined, 0);
-  if (k.has("eos_token_id")) out.eosTokenIds = k.tokenIds("eos_token_id");
-  if (k.has("pad_token_id")) out.padTokenId = k.int("pad_token_id", undefined, 0);
-  const known = new Set([
-    "temperature",
-    "top_k",
-    "top_p",
-    "max_new_tokens",
-    "do_sample",
-    "bos_token_id",
-    "eos_token_id",
-    "pad_token_id",
-  ]);
+  if (g.temperature != null) out.temperature = g.temperature;
+  if (g.top_k != null) out.topK = g.top_k;
+  if (g.top_p != null) out.topP = g.top_p;
+  if (g.max_new_tokens != null) out.maxNewTokens = g.max_new_tokens;
+  if (g.do_sample != null) out.doSample = g.do_sample;
+  if (g.bos_token_id != null) out.bosTokenId = g.bos_token_id;
+  if (g.eos_token_id != null) out.eosTokenIds = ids(g.eos_token_id);
+  if (g.pad_token_id != null) out.padTokenId = g.pad_token_id;
+  const known = new Set(Object.keys(hfGenerationConfig.shape));
   const extra: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(json)) if (!known.has(key)) extra[key] = value;
+  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+    if (!known.has(key)) extra[key] = value;
+  }
   if (Object.keys(extra).length > 0) out.extra = extra;
   return out;
 }

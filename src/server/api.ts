@@ -15,6 +15,7 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { z } from "zod";
 import { EventHub, type HubOptions } from "./events.ts";
 import type { Run, Runs } from "./run.ts";
 
@@ -59,12 +60,31 @@ function badRequest(c: Context, message: string): Response {
   return c.json({ error: message }, 400);
 }
 
-/** A query parameter as a finite number; undefined if absent; null if not a number. */
-function numberParam(c: Context, key: string): number | undefined | null {
-  const v = c.req.query(key);
-  if (v === undefined || v === "") return undefined;
-  const n = Number(v);
-  return Number.isFinite(n) ? n : null;
+/** A query parameter holding a number ("" counts as absent). */
+const numberParam = z.preprocess(
+  (v) => (v === "" ? undefined : v),
+  z.coerce.number().refine(Number.isFinite, "must be a number").optional(),
+);
+const textParam = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
+
+const metricsQuery = z.object({ since: numberParam, stage: textParam, name: textParam });
+const samplesQuery = z.object({
+  page: numberParam,
+  per_page: numberParam,
+  q: textParam,
+  kept: z.enum(["true", "false"]).optional(),
+});
+const eventsQuery = z.object({ since: numberParam });
+
+/** The query, parsed; or the 400 naming the first bad parameter. */
+function query<S extends z.ZodType>(c: Context, schema: S):
+  | { ok: true; q: z.output<S> }
+  | { ok: false; res: Response } {
+  const r = schema.safeParse(c.req.query());
+  if (r.success) return { ok: true, q: r.data };
+  const key = String(r.error.issues[0].path[0]);
+  const want = key === "kept" ? "true or false" : "a number";
+  return { ok: false, res: badRequest(c, `${key} must be ${want}`) };
 }
 
 export function apiRoutes(runs: Runs, hubs: Hubs): Hono {
@@ -114,13 +134,9 @@ export function apiRoutes(runs: Runs, hubs: Hubs): Hono {
   app.get(
     "/runs/:run/metrics",
     withRun(async (c, run) => {
-      const since = numberParam(c, "since");
-      if (since === null) return badRequest(c, "since must be a number (seconds since the epoch)");
-      const rows = await run.metrics.query({
-        stage: c.req.query("stage") || undefined,
-        name: c.req.query("name") || undefined,
-        since,
-      });
+      const p = query(c, metricsQuery);
+      if (!p.ok) return p.res;
+      const rows = await run.metrics.query(p.q);
       return c.json({ rows });
     }),
   );
@@ -150,20 +166,14 @@ export function apiRoutes(runs: Runs, hubs: Hubs): Hono {
   app.get(
     "/runs/:run/samples",
     withRun(async (c, run) => {
-      const page = numberParam(c, "page");
-      const perPage = numberParam(c, "per_page");
-      if (page === null || perPage === null) {
-        return badRequest(c, "page and per_page must be numbers");
-      }
-      const kept = c.req.query("kept");
-      if (kept !== undefined && kept !== "true" && kept !== "false") {
-        return badRequest(c, "kept must be true or false");
-      }
+      const p = query(c, samplesQuery);
+      if (!p.ok) return p.res;
+      const { page, per_page: perPage, q, kept } = p.q;
       return c.json(
         await run.samples({
           page,
           perPage,
-          q: c.req.query("q") || undefined,
+          q,
           kept: kept === undefined ? undefined : kept === "true",
         }),
       );
@@ -199,9 +209,9 @@ export function apiRoutes(runs: Runs, hubs: Hubs): Hono {
   app.get(
     "/runs/:run/events",
     withRun((c, run) => {
-      const since = numberParam(c, "since");
-      if (since === null) return badRequest(c, "since must be a number (seconds since the epoch)");
-      return hubs.get(run).connect({ since });
+      const p = query(c, eventsQuery);
+      if (!p.ok) return p.res;
+      return hubs.get(run).connect({ since: p.q.since });
     }),
   );
 

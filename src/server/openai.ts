@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
+import { z } from "zod";
 import { generate, type Generation } from "../generate/generate.ts";
 import type { Pretrained } from "../model/checkpoint.ts";
 import type { ChatMessage } from "../model/tokenizer.ts";
@@ -49,116 +50,84 @@ interface Sampling {
   includeUsage: boolean;
 }
 
-type Body = Record<string, unknown>;
+const optInt = (min: number, max: number) => z.number().int().min(min).max(max).nullish();
+const optNum = (min: number, max: number) => z.number().min(min).max(max).nullish();
+const tokenIds = z.array(z.number().int().min(0)).min(1);
 
-function optNumber(b: Body, key: string, min: number, max: number, int = false): number | null {
-  const v = b[key];
-  if (v === undefined || v === null) return null;
-  if (typeof v !== "number" || !Number.isFinite(v) || (int && !Number.isInteger(v))) {
-    throw new ApiError(400, `${key} must be ${int ? "an integer" : "a number"}`, undefined, key);
-  }
-  if (v < min || v > max) {
-    throw new ApiError(400, `${key} must be between ${min} and ${max} (got ${v})`, undefined, key);
-  }
-  return v;
+/** The sampling fields both endpoints take, as OpenAI names them; other fields are ignored. */
+const samplingBody = z.looseObject({
+  model: z.string().nullish(),
+  max_tokens: optInt(1, 1 << 20),
+  max_completion_tokens: optInt(1, 1 << 20),
+  temperature: optNum(0, 2),
+  top_p: optNum(0, 1),
+  top_k: optInt(0, 1 << 20),
+  seed: optInt(-(2 ** 53), 2 ** 53),
+  n: optInt(1, MAX_N),
+  stop: z.union([z.string(), z.array(z.string()).max(4)]).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
+});
+
+const chatBody = samplingBody.extend({
+  messages: z.array(z.looseObject({
+    role: z.string(),
+    content: z.union([
+      z.string(),
+      z.array(z.looseObject({ type: z.literal("text"), text: z.string() })),
+    ]).nullish(),
+  })).min(1),
+});
+
+/** Completion prompts: a string, strings, token ids, or lists of token ids. */
+const completionBody = samplingBody.extend({
+  prompt: z.union([z.string(), tokenIds, z.array(z.union([z.string(), tokenIds])).min(1)]),
+});
+
+/** Parses a request body; the first fault is a 400 naming the parameter. */
+function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const param = issue.path.length ? String(issue.path[0]) : null;
+  const where = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+    .join("").replace(/^\./, "");
+  const what = issue.code === "too_small" && issue.origin === "number"
+    ? `must be >= ${issue.minimum}`
+    : issue.code === "too_big" && issue.origin === "number"
+    ? `must be <= ${issue.maximum}`
+    : issue.message.replace(/^Invalid input: /, "").toLowerCase();
+  throw new ApiError(400, `${where || "body"}: ${what}`, undefined, param);
 }
 
-function parseSampling(b: Body, maxTokensKeys: string[]): Sampling {
-  let maxTokens: number | null = null;
-  for (const k of maxTokensKeys) maxTokens ??= optNumber(b, k, 1, 1 << 20, true);
-  const stopV = b.stop;
-  let stop: string[] = [];
-  if (typeof stopV === "string") stop = [stopV];
-  else if (Array.isArray(stopV)) {
-    if (stopV.length > 4 || stopV.some((s) => typeof s !== "string")) {
-      throw new ApiError(
-        400,
-        "stop must be a string or a list of at most 4 strings",
-        undefined,
-        "stop",
-      );
-    }
-    stop = stopV as string[];
-  } else if (stopV !== undefined && stopV !== null) {
-    throw new ApiError(400, "stop must be a string or a list of strings", undefined, "stop");
-  }
-  stop = stop.filter((s) => s.length > 0);
-  if (b.stream !== undefined && b.stream !== null && typeof b.stream !== "boolean") {
-    throw new ApiError(400, "stream must be true or false", undefined, "stream");
-  }
+function samplingOf(b: z.output<typeof samplingBody>): Sampling {
   const so = b.stream_options;
-  const includeUsage = typeof so === "object" && so !== null &&
-    (so as Body).include_usage === true;
-  const seed = optNumber(b, "seed", -(2 ** 53), 2 ** 53, true);
   return {
-    maxTokens,
-    temperature: optNumber(b, "temperature", 0, 2) ?? 1,
-    topP: optNumber(b, "top_p", 0, 1) ?? 1,
-    topK: optNumber(b, "top_k", 0, 1 << 20, true) ?? 0,
-    seed: seed === null ? Math.floor(Math.random() * 2 ** 32) : (seed >>> 0),
-    stop,
-    n: optNumber(b, "n", 1, MAX_N, true) ?? 1,
+    maxTokens: b.max_completion_tokens ?? b.max_tokens ?? null,
+    temperature: b.temperature ?? 1,
+    topP: b.top_p ?? 1,
+    topK: b.top_k ?? 0,
+    seed: b.seed == null ? Math.floor(Math.random() * 2 ** 32) : (b.seed >>> 0),
+    stop: (typeof b.stop === "string" ? [b.stop] : b.stop ?? []).filter((x) => x.length > 0),
+    n: b.n ?? 1,
     stream: b.stream === true,
-    includeUsage,
+    includeUsage: so?.include_usage === true,
   };
 }
 
-function messageText(content: unknown, i: number): string {
-  if (typeof content === "string") return content;
-  if (content === null || content === undefined) return "";
-  if (Array.isArray(content)) {
-    return content.map((p) => {
-      if (typeof p === "object" && p !== null && (p as Body).type === "text") {
-        const t = (p as Body).text;
-        if (typeof t === "string") return t;
-      }
-      throw new ApiError(
-        400,
-        `messages[${i}].content: only text parts are supported`,
-        undefined,
-        "messages",
-      );
-    }).join("");
-  }
-  throw new ApiError(400, `messages[${i}].content must be a string`, undefined, "messages");
+function messages(b: z.output<typeof chatBody>): ChatMessage[] {
+  return b.messages.map((m) => ({
+    role: m.role,
+    content: typeof m.content === "string"
+      ? m.content
+      : (m.content ?? []).map((part) => part.text).join(""),
+  }));
 }
 
-function parseMessages(b: Body): ChatMessage[] {
-  const m = b.messages;
-  if (!Array.isArray(m) || m.length === 0) {
-    throw new ApiError(400, "messages must be a non-empty list", undefined, "messages");
-  }
-  return m.map((x, i) => {
-    if (typeof x !== "object" || x === null || typeof (x as Body).role !== "string") {
-      throw new ApiError(400, `messages[${i}] must have a role`, undefined, "messages");
-    }
-    return { role: (x as Body).role as string, content: messageText((x as Body).content, i) };
-  });
-}
-
-/** Completion prompts: a string, strings, token ids, or lists of token ids. */
-function parsePrompts(b: Body): (string | number[])[] {
+function prompts(b: z.output<typeof completionBody>): (string | number[])[] {
   const p = b.prompt;
-  const isIds = (v: unknown): v is number[] =>
-    Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x) && x >= 0);
   if (typeof p === "string") return [p];
-  if (isIds(p)) return [p];
-  if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === "string" || isIds(x))) {
-    return p as (string | number[])[];
-  }
-  throw new ApiError(
-    400,
-    "prompt must be a string, a list of strings, or token ids",
-    undefined,
-    "prompt",
-  );
-}
-
-function modelOf(b: Body): string | undefined {
-  const m = b.model;
-  if (m === undefined || m === null) return undefined;
-  if (typeof m !== "string") throw new ApiError(400, "model must be a string", undefined, "model");
-  return m;
+  return p.every((x) => typeof x === "number") ? [p as number[]] : p as (string | number[])[];
 }
 
 async function resolveModel(host: ModelHost, id: string | undefined): Promise<ModelEntry> {
@@ -371,13 +340,13 @@ export function openAiRoutes(host: ModelHost, opts: { maxBodyBytes: number }): H
     return openAiError(c, new ApiError(500, errText(err), "server_error"));
   });
 
-  const body = async (c: Context): Promise<Body> => {
+  const body = async (c: Context): Promise<unknown> => {
     const v = await readJsonBody(c.req.raw, opts.maxBodyBytes);
     if (!v.ok) throw new ApiError(v.status, v.message);
     if (typeof v.value !== "object" || v.value === null || Array.isArray(v.value)) {
       throw new ApiError(400, "the request body must be a JSON object");
     }
-    return v.value as Body;
+    return v.value;
   };
 
   app.get("/models", async (c) => {
@@ -394,15 +363,15 @@ export function openAiRoutes(host: ModelHost, opts: { maxBodyBytes: number }): H
   });
 
   app.post("/chat/completions", async (c) => {
-    const b = await body(c);
-    const messages = parseMessages(b);
-    const sampling = parseSampling(b, ["max_completion_tokens", "max_tokens"]);
-    const entry = await resolveModel(host, modelOf(b));
+    const b = parseBody(chatBody, await body(c));
+    const chat = messages(b);
+    const sampling = samplingOf(b);
+    const entry = await resolveModel(host, b.model ?? undefined);
     const job: Job = {
       entry,
       sampling,
       defaultMaxTokens: 512,
-      encode: (m) => [m.tokenizer.encodeChat(messages, { addGenerationPrompt: true })],
+      encode: (m) => [m.tokenizer.encodeChat(chat, { addGenerationPrompt: true })],
     };
     const id = randomId("chatcmpl-");
     if (sampling.stream) {
@@ -443,18 +412,18 @@ export function openAiRoutes(host: ModelHost, opts: { maxBodyBytes: number }): H
   });
 
   app.post("/completions", async (c) => {
-    const b = await body(c);
-    const prompts = parsePrompts(b);
-    const sampling = parseSampling(b, ["max_tokens"]);
-    const entry = await resolveModel(host, modelOf(b));
+    const b = parseBody(completionBody.omit({ max_completion_tokens: true }), await body(c));
+    const texts = prompts(b);
+    const sampling = samplingOf(b);
+    const entry = await resolveModel(host, b.model ?? undefined);
     const job: Job = {
       entry,
       sampling,
       defaultMaxTokens: 16,
-      encode: (m) => prompts.map((p) => typeof p === "string" ? m.tokenizer.encode(p) : p),
+      encode: (m) => texts.map((p) => typeof p === "string" ? m.tokenizer.encode(p) : p),
     };
     const id = randomId("cmpl-");
-    const choicesCount = prompts.length * sampling.n;
+    const choicesCount = texts.length * sampling.n;
     if (sampling.stream) {
       return streamJob(c, host, job, choicesCount, {
         id,

@@ -34,11 +34,9 @@ export async function openStudent(
   if (source.kind === "http") {
     const tokenizer = await loadTokenizer(sft);
     const count = (t: string) => tokenizer.encode(t, { addSpecialTokens: false }).length;
-    return {
-      sampler: new HttpSampler(source, opts, count, "student"),
-      params: null,
-      destroy: () => {},
-    };
+    const { kind: _, ...settings } = source;
+    const sampler = new HttpSampler(settings, opts, count, "student");
+    return { sampler, params: null, destroy: () => {} };
   }
   const { model, tokenizer } = await loadPretrained(source.model || sft);
   return {

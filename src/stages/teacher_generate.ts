@@ -15,7 +15,10 @@ export async function openSource(
   opts: SamplerOptions,
   countTokens: (text: string) => number,
 ): Promise<{ sampler: Sampler; model?: CausalLM; tokenizer?: Tokenizer }> {
-  if (source.kind === "http") return { sampler: new HttpSampler(source, opts, countTokens) };
+  if (source.kind === "http") {
+    const { kind: _, ...settings } = source;
+    return { sampler: new HttpSampler(settings, opts, countTokens) };
+  }
   const { model, tokenizer } = await loadPretrained(source.model);
   return { sampler: new LocalSampler(model, tokenizer, opts), model, tokenizer };
 }

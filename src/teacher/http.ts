@@ -7,37 +7,37 @@
  */
 import OpenAI from "openai";
 import { EngineError } from "../errors.ts";
-import { int, obj, oneOf, optional, str } from "../util/schema.ts";
+import { z } from "zod";
+import {
+  ConfigError,
+  type Infer,
+  int,
+  obj,
+  oneOf,
+  optional,
+  str,
+  validate,
+} from "../util/schema.ts";
 
-export interface HttpTeacherConfig {
-  /** e.g. http://127.0.0.1:8000/v1 */
-  baseUrl: string;
-  model: string;
-  api: "chat" | "completions";
-  /** Name of the env var holding the key (e.g. OPENAI_API_KEY), sent as `Authorization: Bearer`. */
-  apiKeyEnv?: string;
-  /** Most requests in flight at once, across all calls on this client. */
-  concurrency: number;
-  /**
-   * Retries after the first try (3 → 4 tries), on connection faults, timeouts, 408, 409, 429 and
-   * 5xx: the `openai` package's backoff (0.5 s doubling to 8 s, with jitter), or the server's
-   * Retry-After (up to 60 s).
-   */
-  maxRetries: number;
-  /** Per-try limit, covering the whole response. */
-  timeoutMs: number;
-}
-
-/** The config schema of an HTTP teacher, for the pipeline's config. */
+/** The settings of an HTTP teacher, judge or served student, as the pipeline's config holds them. */
 export const httpTeacherSchema = obj({
-  baseUrl: str({ doc: "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1" }),
+  baseUrl: z.string().regex(/^https?:\/\//, "must start with http:// or https://").meta({
+    doc: "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1",
+  }),
   model: str({ doc: "model name sent in each request" }),
   api: oneOf(["chat", "completions"], { default: "chat", doc: "which endpoint to call" }),
   apiKeyEnv: optional(str({ doc: "env var holding the API key (sent as a Bearer token)" })),
-  concurrency: int({ default: 8, min: 1, doc: "requests in flight at once" }),
-  maxRetries: int({ default: 3, min: 0, doc: "retries after the first try" }),
+  concurrency: int({ default: 8, min: 1, doc: "requests in flight at once (over all calls)" }),
+  maxRetries: int({
+    default: 3,
+    min: 0,
+    doc: "retries after the first try, on connection faults, timeouts, 408, 409, 429 and 5xx " +
+      "(the openai package's backoff, 0.5 s doubling to 8 s, or the server's Retry-After)",
+  }),
   timeoutMs: int({ default: 300_000, min: 1, doc: "time limit per try" }),
 });
+
+export type HttpTeacherConfig = Infer<typeof httpTeacherSchema>;
 
 export interface CompletionRequest {
   /** For chat: the user message. */
@@ -77,20 +77,16 @@ export class HttpTeacher {
   #waiting: (() => void)[] = [];
 
   /** `role` names the model in errors: teacher, student, judge. */
-  constructor(cfg: HttpTeacherConfig, readonly role = "teacher") {
-    const baseURL = cfg.baseUrl.replace(/\/+$/, "");
-    this.cfg = { ...cfg };
+  constructor(settings: HttpTeacherConfig, readonly role = "teacher") {
+    const baseURL = String(settings.baseUrl).replace(/\/+$/, "");
     const where = this.#where = `${role} ${baseURL}`;
-    if (!/^https?:\/\//.test(baseURL)) {
-      throw new TeacherError(`${where}: baseUrl must start with http:// or https://`);
+    let cfg: HttpTeacherConfig;
+    try {
+      cfg = validate(httpTeacherSchema, settings, where);
+    } catch (err) {
+      throw err instanceof ConfigError ? new TeacherError(err.message) : err;
     }
-    if (!(Number.isInteger(cfg.concurrency) && cfg.concurrency >= 1)) {
-      throw new TeacherError(`${where}: concurrency must be an integer >= 1`);
-    }
-    if (!(Number.isInteger(cfg.maxRetries) && cfg.maxRetries >= 0)) {
-      throw new TeacherError(`${where}: maxRetries must be an integer >= 0`);
-    }
-    if (!(cfg.timeoutMs > 0)) throw new TeacherError(`${where}: timeoutMs must be > 0`);
+    this.cfg = cfg;
     if (cfg.apiKeyEnv) {
       const key = Deno.env.get(cfg.apiKeyEnv);
       if (!key) {

@@ -1,59 +1,23 @@
 /**
- * A small typed config-schema DSL: builders (`obj`, `num`, `int`, `bool`, `str`,
- * `oneOf`, `arr`, `optional`, `variant`) describe a config, `Infer<typeof S>`
- * is its TypeScript type, `validate` fills defaults and names the first fault
- * in one line, `applyOverrides` takes `key.path=value` arguments coerced by
- * the schema, and `describe` lists every key for `--help`.
+ * Config schemas on zod: builders (`obj`, `num`, `int`, `bool`, `str`, `oneOf`, `arr`,
+ * `optional`, `variant`) return zod schemas with this project's conventions (strict objects,
+ * a missing object built from its fields' defaults, a `doc` line per key). zod validates and
+ * derives the TypeScript types (`Infer<typeof S>`); this file turns zod's first issue into one
+ * line (`config.json: unknown key sft.lrr (did you mean sft.lr?)`), applies `key.path=value`
+ * overrides coerced by the schema at their path, and lists every key for `--help`.
  */
+import { z } from "zod";
 import { EngineError } from "../errors.ts";
 import { firstLine } from "./text.ts";
 
 /** A config file or override the schema rejects; the message is one line. */
 export class ConfigError extends EngineError {}
 
-type Kind = "num" | "int" | "bool" | "str" | "oneOf" | "arr" | "obj" | "optional" | "variant";
-
-/** A schema node describing values of type `T`. Build with the functions below. */
-export interface Schema<T> {
-  readonly kind: Kind;
-  readonly doc?: string;
-  readonly hasDefault: boolean;
-  readonly default?: T;
-  /** num, int: inclusive bounds. arr: bounds on the length. */
-  readonly min?: number;
-  readonly max?: number;
-  /** oneOf: the allowed strings. */
-  readonly values?: readonly string[];
-  /** arr: the item schema. */
-  readonly item?: AnySchema;
-  /** obj: the fields. */
-  readonly fields?: Readonly<Record<string, AnySchema>>;
-  /** optional: the wrapped schema. */
-  readonly inner?: AnySchema;
-  /** variant: the discriminating key and one `obj` schema per tag value. */
-  readonly tag?: string;
-  readonly cases?: Readonly<Record<string, AnySchema>>;
-  /** variant: the tag used when the value leaves it out. */
-  readonly defaultTag?: string;
-  /** Phantom: carries `T` for `Infer`; never set. */
-  readonly __type?: T;
-}
-
 // deno-lint-ignore no-explicit-any
-type AnySchema = Schema<any>;
+type AnySchema = z.ZodType<any, any>;
 
 /** The TypeScript type of values a schema accepts (after defaults are filled). */
-export type Infer<S> = S extends Schema<infer T> ? T : never;
-
-type Simplify<T> = { [K in keyof T]: T[K] } & unknown;
-type OptionalKeys<F> = { [K in keyof F]: undefined extends Infer<F[K]> ? K : never }[keyof F];
-type ObjType<F> = Simplify<
-  & { [K in Exclude<keyof F, OptionalKeys<F>>]: Infer<F[K]> }
-  & { [K in OptionalKeys<F>]?: Infer<F[K]> }
->;
-type VariantType<Tag extends string, C> = {
-  [K in keyof C]: Simplify<{ [P in Tag]: K } & Infer<C[K]>>;
-}[keyof C];
+export type Infer<S extends AnySchema> = z.output<S>;
 
 interface Doc {
   /** One line for `--help`. */
@@ -68,61 +32,76 @@ interface NumOpts extends Doc {
   max?: number;
 }
 
-function node<T>(kind: Kind, o: Doc & { default?: unknown }, extra: object = {}): Schema<T> {
-  const s: Record<string, unknown> = { kind, hasDefault: o.default !== undefined, ...extra };
-  if (o.doc !== undefined) s.doc = o.doc;
-  if (o.default !== undefined) s.default = o.default;
-  return s as unknown as Schema<T>;
+/** What zod's metadata holds for a key: its help line, and a variant's default tag. */
+interface Meta {
+  doc?: string;
+  defaultTag?: string;
+}
+
+const meta = (s: AnySchema): Meta => (z.globalRegistry.get(s) ?? {}) as Meta;
+
+function finish<S extends AnySchema, T>(s: S, o: Doc & { default?: T }) {
+  const documented = o.doc === undefined ? s : s.meta({ doc: o.doc });
+  return (o.default === undefined ? documented : documented.default(o.default as never)) as S;
+}
+
+function bounded(s: z.ZodNumber, o: NumOpts): z.ZodNumber {
+  if (o.min !== undefined) s = s.min(o.min);
+  if (o.max !== undefined) s = s.max(o.max);
+  return s;
 }
 
 /** A finite number. */
-export function num(o: NumOpts = {}): Schema<number> {
-  return node("num", o, { min: o.min, max: o.max });
+export function num(o: NumOpts = {}): z.ZodType<number, number> {
+  return finish(bounded(z.number(), o), o);
 }
 
 /** An integer. */
-export function int(o: NumOpts = {}): Schema<number> {
-  return node("int", o, { min: o.min, max: o.max });
+export function int(o: NumOpts = {}): z.ZodType<number, number> {
+  return finish(bounded(z.number().int(), o), o);
 }
 
 /** true or false (overrides also take 1/0, yes/no, on/off). */
-export function bool(o: Doc & { default?: boolean } = {}): Schema<boolean> {
-  return node("bool", o);
+export function bool(o: Doc & { default?: boolean } = {}): z.ZodType<boolean, boolean> {
+  return finish(z.boolean(), o);
 }
 
 /** A string. */
-export function str(o: Doc & { default?: string } = {}): Schema<string> {
-  return node("str", o);
+export function str(o: Doc & { default?: string } = {}): z.ZodType<string, string> {
+  return finish(z.string(), o);
 }
 
 /** One of a fixed set of strings. */
-export function oneOf<const V extends readonly string[]>(
+export function oneOf<const V extends readonly [string, ...string[]]>(
   values: V,
   o: Doc & { default?: V[number] } = {},
-): Schema<V[number]> {
-  return node("oneOf", o, { values: [...values] });
+): z.ZodType<V[number], V[number]> {
+  return finish(z.enum(values), o);
 }
 
 /** A list of items; `min`/`max` bound its length. */
-export function arr<T>(
-  item: Schema<T>,
-  o: Doc & { default?: T[]; min?: number; max?: number } = {},
-): Schema<T[]> {
-  return node("arr", o, { item, min: o.min, max: o.max });
+export function arr<S extends AnySchema>(
+  item: S,
+  o: Doc & { default?: z.output<S>[]; min?: number; max?: number } = {},
+): z.ZodType<z.output<S>[], z.input<S>[]> {
+  let s = z.array(item);
+  if (o.min !== undefined) s = s.min(o.min);
+  if (o.max !== undefined) s = s.max(o.max);
+  return finish(s, o);
 }
 
 /** An object with exactly these keys; a missing object is built from its fields' defaults. */
-export function obj<F extends Record<string, AnySchema>>(
-  fields: F,
-  o: Doc = {},
-): Schema<ObjType<F>> {
-  const s = node<ObjType<F>>("obj", o, { fields });
-  return { ...s, hasDefault: Object.values(fields).every(hasValueWhenMissing) };
+export function obj<F extends Record<string, AnySchema>>(fields: F, o: Doc = {}) {
+  const s = z.strictObject(fields);
+  const documented = o.doc === undefined ? s : s.meta({ doc: o.doc });
+  // prefault, not default: {} goes through the fields' own defaults.
+  return s.safeParse({}).success ? documented.prefault({} as never) : documented;
 }
 
 /** A value that may be left out (or set to null), giving `undefined`. */
-export function optional<T>(inner: Schema<T>, o: Doc = {}): Schema<T | undefined> {
-  return node("optional", { doc: o.doc ?? inner.doc }, { inner });
+export function optional<S extends AnySchema>(inner: S, o: Doc = {}) {
+  const s = z.preprocess((v) => (v === null ? undefined : v), inner.optional());
+  return o.doc === undefined ? s : s.meta({ doc: o.doc });
 }
 
 /**
@@ -132,22 +111,145 @@ export function optional<T>(inner: Schema<T>, o: Doc = {}): Schema<T | undefined
  * An override that changes the tag (`teacher.kind=http`) keeps only the keys the new
  * case has.
  */
-export function variant<const Tag extends string, C extends Record<string, AnySchema>>(
-  tag: Tag,
-  cases: C,
-  o: Doc & { default?: keyof C & string } = {},
-): Schema<VariantType<Tag, C>> {
-  for (const [name, c] of Object.entries(cases)) {
-    if (c.kind !== "obj") throw new Error(`variant case ${name} must be an obj schema`);
-    if (c.fields && tag in c.fields) throw new Error(`variant case ${name} must not define ${tag}`);
-  }
+export function variant<
+  const Tag extends string,
+  C extends Record<string, z.ZodObject | z.ZodPrefault<z.ZodObject>>,
+>(tag: Tag, cases: C, o: Doc & { default?: keyof C & string } = {}) {
+  const options = Object.entries(cases).map(([name, c]) => {
+    const shape = caseShape(c);
+    if (tag in shape) throw new Error(`variant case ${name} must not define ${tag}`);
+    return z.strictObject({ ...shape, [tag]: z.literal(name) });
+  });
+  type Case<K extends keyof C> = z.ZodObject<
+    { [P in Tag]: z.ZodLiteral<K & string> } & CaseShape<C[K]>,
+    z.core.$strict
+  >;
+  type Cases = { [K in keyof C]: Case<K> }[keyof C];
+  const union = z.discriminatedUnion(tag, options as unknown as [Cases, ...Cases[]]);
   const def = o.default;
-  const s = node<VariantType<Tag, C>>("variant", { doc: o.doc }, { tag, cases, defaultTag: def });
-  return { ...s, hasDefault: def !== undefined && hasValueWhenMissing(cases[def]) };
+  const withTag = (v: unknown) => {
+    if (def === undefined) return v;
+    if (v === undefined) return { [tag]: def };
+    if (typeof v === "object" && v !== null && !Array.isArray(v) && !(tag in v)) {
+      return { [tag]: def, ...v };
+    }
+    return v;
+  };
+  return z.preprocess(withTag, union).meta({ doc: o.doc, defaultTag: def });
 }
 
-function hasValueWhenMissing(s: AnySchema): boolean {
-  return s.kind === "optional" || s.hasDefault;
+type CaseShape<S> = S extends z.ZodPrefault<z.ZodObject<infer F>> ? F
+  : S extends z.ZodObject<infer F> ? F
+  : never;
+
+function caseShape(c: AnySchema): Record<string, AnySchema> {
+  const base = unwrap(c);
+  if (!(base instanceof z.ZodObject)) throw new Error("variant cases must be obj schemas");
+  return base.shape;
+}
+
+// ---------------------------------------------------------------------------
+// Looking inside a schema
+
+/** The schema under defaults, optional and the null-as-missing preprocess. */
+function unwrap(s: AnySchema): AnySchema {
+  for (;;) {
+    if (s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional) {
+      s = s.def.innerType as AnySchema;
+    } else if (s instanceof z.ZodPipe && !(s.def.out instanceof z.ZodDiscriminatedUnion)) {
+      s = s.def.out as AnySchema;
+    } else return s;
+  }
+}
+
+/** A variant's parts: its tag, its cases by name (shape without the tag), its default tag. */
+function variantParts(s: AnySchema) {
+  if (!(s instanceof z.ZodPipe) || !(s.def.out instanceof z.ZodDiscriminatedUnion)) return null;
+  const union = s.def.out;
+  const tag = union.def.discriminator;
+  const cases: Record<string, Record<string, AnySchema>> = {};
+  for (const option of union.options as z.ZodObject[]) {
+    const { [tag]: literal, ...rest } = option.shape;
+    cases[String((literal as z.ZodLiteral).value)] = rest as Record<string, AnySchema>;
+  }
+  return { tag, cases, defaultTag: meta(s).defaultTag };
+}
+
+function docOf(s: AnySchema): string | undefined {
+  for (;;) {
+    const d = meta(s).doc;
+    if (d !== undefined) return d;
+    if (s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional) {
+      s = s.def.innerType as AnySchema;
+    } else if (s instanceof z.ZodPipe) s = s.def.out as AnySchema;
+    else return undefined;
+  }
+}
+
+function defaultOf(s: AnySchema): { value: unknown } | null {
+  for (;;) {
+    if (s instanceof z.ZodDefault) return { value: s.def.defaultValue };
+    if (s instanceof z.ZodOptional || s instanceof z.ZodPrefault) s = s.def.innerType as AnySchema;
+    else if (s instanceof z.ZodPipe && !(s.def.out instanceof z.ZodDiscriminatedUnion)) {
+      s = s.def.out as AnySchema;
+    } else return null;
+  }
+}
+
+const isOptional = (s: AnySchema) => s.safeParse(undefined).success && defaultOf(s) === null;
+
+/** Inclusive bounds of a number, or of an array's length (undefined: none). */
+function bounds(s: AnySchema): { min?: number; max?: number } {
+  if (s instanceof z.ZodNumber) {
+    const lim = (x: number | null) =>
+      x === null || Math.abs(x) >= Number.MAX_SAFE_INTEGER ? undefined : x;
+    return { min: lim(s.minValue), max: lim(s.maxValue) };
+  }
+  const out: { min?: number; max?: number } = {};
+  for (const c of (s.def as { checks?: z.core.$ZodCheck[] }).checks ?? []) {
+    const d = c._zod.def as { check: string; minimum?: number; maximum?: number };
+    if (d.check === "min_length") out.min = d.minimum;
+    if (d.check === "max_length") out.max = d.maximum;
+  }
+  return out;
+}
+
+/** The schema at `path` inside `root`, following variants by the tag in `value`. */
+function schemaAt(root: AnySchema, value: unknown, path: PropertyKey[]) {
+  let s = root;
+  let v = value;
+  let variantOf: { tagPath: string; kind: string } | null = null;
+  for (let i = 0; i <= path.length; i++) {
+    const parts = variantParts(s);
+    const here = path.slice(0, i).join(".");
+    let fields: Record<string, AnySchema> | null = null;
+    if (parts) {
+      const o = (typeof v === "object" && v !== null ? v : {}) as Record<string, unknown>;
+      const kind = String(o[parts.tag] ?? parts.defaultTag ?? "");
+      fields = parts.cases[kind] ?? null;
+      variantOf = fields ? { tagPath: join(here, parts.tag), kind } : null;
+      if (fields && i < path.length && path[i] === parts.tag) {
+        return { schema: z.enum(Object.keys(parts.cases) as [string]), variantOf: null, fields };
+      }
+    } else {
+      const base = unwrap(s);
+      if (base instanceof z.ZodObject) fields = base.shape;
+      variantOf = null;
+    }
+    if (i === path.length) return { schema: s, variantOf, fields };
+    const key = path[i];
+    if (typeof key === "number") {
+      const base = unwrap(s);
+      if (!(base instanceof z.ZodArray)) return null;
+      s = base.element as AnySchema;
+    } else {
+      const f = fields?.[String(key)];
+      if (!f) return null;
+      s = f;
+    }
+    v = (v as Record<PropertyKey, unknown> | undefined)?.[key];
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------------------
@@ -158,114 +260,98 @@ function hasValueWhenMissing(s: AnySchema): boolean {
  * Throws a ConfigError `<source>: <key.path> <fault>` on the first fault found.
  */
 export function validate<S extends AnySchema>(schema: S, value: unknown, source: string): Infer<S> {
-  return check(schema, value, "", source) as Infer<S>;
+  return parseAt(schema, value, "", source) as Infer<S>;
 }
 
-function check(s: AnySchema, v: unknown, path: string, src: string): unknown {
-  if (s.kind === "optional") {
-    return v === undefined || v === null ? undefined : check(s.inner!, v, path, src);
-  }
-  if (v === undefined) {
-    if (s.kind === "obj") return check(s, {}, path, src);
-    if (s.kind === "variant" && s.defaultTag !== undefined) {
-      return check(s, { [s.tag!]: s.defaultTag }, path, src);
+function parseAt(s: AnySchema, v: unknown, base: string, src: string): unknown {
+  const r = s.safeParse(v, { reportInput: true });
+  if (r.success) return r.data;
+  throw explain(s, v, r.error.issues, base, src);
+}
+
+/** The one line for a failed parse: unknown keys first (typos cause the other faults). */
+function explain(
+  root: AnySchema,
+  value: unknown,
+  issues: z.core.$ZodIssue[],
+  base: string,
+  src: string,
+): ConfigError {
+  const unknown = issues.filter((i) => i.code === "unrecognized_keys")
+    .sort((a, b) => a.path.length - b.path.length) as z.core.$ZodIssue[];
+  const issue = unknown.length ? unknown[0] : issues[0];
+  const rel = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p)));
+  const path = rel.reduce((a, p) => (p.startsWith("[") ? a + p : join(a, p)), base);
+  const at = schemaAt(root, value, issue.path);
+  const input = "input" in issue ? issue.input : undefined;
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const key = issue.keys[0];
+      const known = Object.keys(at?.fields ?? {});
+      if (at?.variantOf) known.push(at.variantOf.tagPath.split(".").pop()!);
+      const qualifier = at?.variantOf ? ` for ${at.variantOf.tagPath} "${at.variantOf.kind}"` : "";
+      return unknownKey(src, path, key, known, qualifier);
     }
-    if (s.hasDefault) return structuredClone(s.default);
-    throw fault(src, `${name(path)} is required`);
-  }
-  switch (s.kind) {
-    case "num":
-    case "int": {
-      if (typeof v !== "number" || !Number.isFinite(v)) {
-        throw fault(
-          src,
-          `${name(path)} must be ${s.kind === "int" ? "an integer" : "a number"}, got ${show(v)}`,
-        );
-      }
-      if (s.kind === "int" && !Number.isInteger(v)) {
-        throw fault(src, `${name(path)} must be an integer, got ${show(v)}`);
-      }
-      if (s.min !== undefined && v < s.min) {
-        throw fault(src, `${name(path)} must be >= ${s.min}, got ${v}`);
-      }
-      if (s.max !== undefined && v > s.max) {
-        throw fault(src, `${name(path)} must be <= ${s.max}, got ${v}`);
-      }
-      return v;
+    case "invalid_union": {
+      // A discriminated union whose tag matches no case.
+      const got = (input as Record<string, unknown> | undefined)?.[
+        (issue as { discriminator?: string }).discriminator ?? ""
+      ];
+      const options = (issue as { options?: unknown[] }).options?.map(String) ?? [];
+      return oneOfFault(src, path, options, got);
     }
-    case "bool":
-      if (typeof v !== "boolean") {
-        throw fault(src, `${name(path)} must be true or false, got ${show(v)}`);
+    case "invalid_value":
+      return oneOfFault(src, path, issue.values.map(String), input);
+    case "too_small":
+    case "too_big": {
+      const edge = Number(issue.code === "too_small" ? issue.minimum : issue.maximum);
+      if (issue.origin === "array") {
+        const n = Array.isArray(input) ? input.length : NaN;
+        const word = issue.code === "too_small" ? "at least" : "at most";
+        return fault(src, `${name(path)} must have ${word} ${edge} items, got ${n}`);
       }
-      return v;
-    case "str":
-      if (typeof v !== "string") throw fault(src, `${name(path)} must be a string, got ${show(v)}`);
-      return v;
-    case "oneOf":
-      return checkOneOf(s.values!, v, path, src);
-    case "arr": {
-      if (!Array.isArray(v)) throw fault(src, `${name(path)} must be a list, got ${show(v)}`);
-      if (s.min !== undefined && v.length < s.min) {
-        throw fault(src, `${name(path)} must have at least ${s.min} items, got ${v.length}`);
-      }
-      if (s.max !== undefined && v.length > s.max) {
-        throw fault(src, `${name(path)} must have at most ${s.max} items, got ${v.length}`);
-      }
-      return v.map((x, i) => check(s.item!, x, `${path}[${i}]`, src));
+      return fault(
+        src,
+        `${name(path)} must be ${issue.code === "too_small" ? ">=" : "<="} ${edge}, got ${
+          show(input)
+        }`,
+      );
     }
-    case "obj": {
-      const o = asObject(v, path, src);
-      const fields = s.fields!;
-      for (const k of Object.keys(o)) {
-        if (!(k in fields)) throw unknownKey(src, path, k, Object.keys(fields));
-      }
-      const out: Record<string, unknown> = {};
-      for (const [k, f] of Object.entries(fields)) {
-        const x = check(f, o[k], join(path, k), src);
-        if (x !== undefined) out[k] = x;
-      }
-      return out;
-    }
-    case "variant": {
-      const o = asObject(v, path, src);
-      const tag = s.tag!;
-      const tagPath = join(path, tag);
-      const t = o[tag] === undefined ? s.defaultTag : o[tag];
-      if (t === undefined) throw fault(src, `${tagPath} is required`);
-      const names = Object.keys(s.cases!);
-      const kind = checkOneOf(names, t, tagPath, src);
-      const c = s.cases![kind];
-      const rest = { ...o };
-      delete rest[tag];
-      for (const k of Object.keys(rest)) {
-        if (!(k in c.fields!)) {
-          throw unknownKey(src, path, k, Object.keys(c.fields!), ` for ${tagPath} "${kind}"`);
-        }
-      }
-      return { [tag]: kind, ...(check(c, rest, path, src) as object) };
+    case "invalid_type": {
+      if (input === undefined) return fault(src, `${name(path)} is required`);
+      const s = at ? unwrap(at.schema) : null;
+      const isInt = s instanceof z.ZodNumber && s.isInt;
+      const want = isInt ? "an integer" : EXPECTED[issue.expected] ?? `a ${issue.expected}`;
+      return fault(src, `${name(path)} must be ${want}, got ${show(input)}`);
     }
     default:
-      return v;
+      // A schema's own message ("must start with http://") reads after the key.
+      return fault(
+        src,
+        issue.message.startsWith("must")
+          ? `${name(path)} ${issue.message}, got ${show(input)}`
+          : `${name(path)}: ${issue.message}`,
+      );
   }
 }
 
-function checkOneOf(values: readonly string[], v: unknown, path: string, src: string): string {
-  if (typeof v === "string" && values.includes(v)) return v;
+const EXPECTED: Record<string, string> = {
+  number: "a number",
+  int: "an integer",
+  boolean: "true or false",
+  string: "a string",
+  array: "a list",
+  object: "an object",
+};
+
+function oneOfFault(src: string, path: string, values: string[], v: unknown): ConfigError {
   const hint = typeof v === "string" ? suggest(v, values) : undefined;
-  throw fault(
+  return fault(
     src,
     `${name(path)} must be one of ${values.map((x) => JSON.stringify(x)).join(", ")}, got ${
       show(v)
-    }` +
-      (hint ? ` (did you mean "${hint}"?)` : ""),
+    }` + (hint ? ` (did you mean "${hint}"?)` : ""),
   );
-}
-
-function asObject(v: unknown, path: string, src: string): Record<string, unknown> {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw fault(src, `${name(path)} must be an object, got ${show(v)}`);
-  }
-  return v as Record<string, unknown>;
 }
 
 function unknownKey(
@@ -366,11 +452,14 @@ function setAt(
 ): unknown {
   const path = segs.slice(0, i).join(".");
   if (i === segs.length) return coerce(s, text, path, src);
-  if (s.kind === "optional") return setAt(s.inner!, cur, segs, i, text, src);
   const key = segs[i];
   const here = join(path, key);
-  if (s.kind !== "obj" && s.kind !== "variant") {
-    const what = s.kind === "arr" ? `a list; set it whole (${path}=[...])` : `a ${typeName(s)}`;
+  const parts = variantParts(s);
+  const base = unwrap(s);
+  if (!parts && !(base instanceof z.ZodObject)) {
+    const what = base instanceof z.ZodArray
+      ? `a list; set it whole (${path}=[...])`
+      : `a ${typeName(s)}`;
     throw fault(src, `unknown key ${segs.join(".")} (${path} is ${what})`);
   }
   if (cur === undefined || cur === null) cur = {};
@@ -378,97 +467,85 @@ function setAt(
     throw fault(src, `cannot set ${segs.join(".")}: ${name(path)} is ${show(cur)}, not an object`);
   }
   const o = { ...(cur as Record<string, unknown>) };
-  if (s.kind === "obj") {
-    const f = s.fields![key];
-    if (!f) throw unknownKey(src, path, key, Object.keys(s.fields!));
+  const put = (f: AnySchema) => {
     const x = setAt(f, o[key], segs, i + 1, text, src);
     if (x === undefined) delete o[key];
     else o[key] = x;
     return o;
+  };
+  if (!parts) {
+    const f = (base as z.ZodObject).shape[key] as AnySchema | undefined;
+    if (!f) throw unknownKey(src, path, key, Object.keys((base as z.ZodObject).shape));
+    return put(f);
   }
-  // variant
-  const tag = s.tag!;
-  const cases = s.cases!;
+  const { tag, cases, defaultTag } = parts;
   if (key === tag) {
     if (i + 1 !== segs.length) {
       throw fault(src, `unknown key ${segs.join(".")} (${here} is a string)`);
     }
-    const kind = checkOneOf(Object.keys(cases), text, here, src);
-    const before = o[tag] === undefined ? s.defaultTag : o[tag];
+    const names = Object.keys(cases);
+    if (!names.includes(text.trim())) throw oneOfFault(src, here, names, text.trim());
+    const kind = text.trim();
+    const before = o[tag] === undefined ? defaultTag : o[tag];
     if (before !== kind) {
-      for (const k of Object.keys(o)) if (k !== tag && !(k in cases[kind].fields!)) delete o[k];
+      for (const k of Object.keys(o)) if (k !== tag && !(k in cases[kind])) delete o[k];
     }
     o[tag] = kind;
     return o;
   }
-  const curKind = String(o[tag] ?? s.defaultTag ?? "");
-  const holder = cases[curKind]?.fields?.[key]
-    ? cases[curKind]
-    : Object.values(cases).find((c) => c.fields![key]);
+  const curKind = String(o[tag] ?? defaultTag ?? "");
+  const holder = cases[curKind]?.[key] ? cases[curKind] : Object.values(cases).find((c) => c[key]);
   if (!holder) {
     const all = new Set([tag]);
-    for (const c of Object.values(cases)) for (const k of Object.keys(c.fields!)) all.add(k);
+    for (const c of Object.values(cases)) for (const k of Object.keys(c)) all.add(k);
     throw unknownKey(src, path, key, [...all]);
   }
-  const x = setAt(holder.fields![key], o[key], segs, i + 1, text, src);
-  if (x === undefined) delete o[key];
-  else o[key] = x;
-  return o;
+  return put(holder[key]);
 }
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+const BOOL: Record<string, boolean> = {
+  true: true,
+  false: false,
+  "1": true,
+  "0": false,
+  yes: true,
+  no: false,
+  on: true,
+  off: false,
+};
 
 function coerce(s: AnySchema, text: string, path: string, src: string): unknown {
   const t = text.trim();
-  switch (s.kind) {
-    case "optional":
-      return t === "null" ? undefined : coerce(s.inner!, text, path, src);
-    case "num":
-    case "int":
-      return check(s, NUMBER.test(t) ? Number(t) : text, path, src);
-    case "bool": {
-      const b = ({
-        true: true,
-        false: false,
-        "1": true,
-        "0": false,
-        yes: true,
-        no: false,
-        on: true,
-        off: false,
-      } as Record<
-        string,
-        boolean
-      >)[t.toLowerCase()];
-      return check(s, b ?? text, path, src);
-    }
-    case "str":
-      return text;
-    case "oneOf":
-      return check(s, t, path, src);
-    case "arr": {
-      if (t.startsWith("[")) {
-        try {
-          const parsed = JSON.parse(t);
-          if (Array.isArray(parsed)) return check(s, parsed, path, src);
-        } catch { /* not JSON: comma-separated below */ }
-      }
-      const body = t.startsWith("[") && t.endsWith("]") ? t.slice(1, -1).trim() : t;
-      const parts = body === "" ? [] : body.split(",");
-      const items = parts.map((p, j) => coerce(s.item!, p.trim(), `${path}[${j}]`, src));
-      return check(s, items, path, src);
-    }
-    case "obj":
-    case "variant": {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(t);
-      } catch {
-        throw fault(src, `${name(path)} must be an object (as JSON), got ${show(text)}`);
-      }
-      return check(s, parsed, path, src);
-    }
+  if (t === "null" && isOptional(s)) return undefined;
+  const base = variantParts(s) ? s : unwrap(s);
+  if (base instanceof z.ZodNumber) {
+    return parseAt(base, NUMBER.test(t) ? Number(t) : text, path, src);
   }
+  if (base instanceof z.ZodBoolean) return parseAt(base, BOOL[t.toLowerCase()] ?? text, path, src);
+  if (base instanceof z.ZodString) return text;
+  if (base instanceof z.ZodEnum) return parseAt(base, t, path, src);
+  if (base instanceof z.ZodArray) {
+    if (t.startsWith("[")) {
+      try {
+        const parsed = JSON.parse(t);
+        if (Array.isArray(parsed)) return parseAt(base, parsed, path, src);
+      } catch { /* not JSON: comma-separated below */ }
+    }
+    const body = t.startsWith("[") && t.endsWith("]") ? t.slice(1, -1).trim() : t;
+    const parts = body === "" ? [] : body.split(",");
+    const items = parts.map((p, j) =>
+      coerce(base.element as AnySchema, p.trim(), `${path}[${j}]`, src)
+    );
+    return parseAt(base, items, path, src);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(t);
+  } catch {
+    throw fault(src, `${name(path)} must be an object (as JSON), got ${show(text)}`);
+  }
+  return parseAt(base, parsed, path, src);
 }
 
 // ---------------------------------------------------------------------------
@@ -521,53 +598,49 @@ export function describe(schema: AnySchema): string[] {
   );
 }
 
-function walk(s: AnySchema, path: string, note: string, rows: string[][], optional = false): void {
-  if (s.kind === "optional") return walk(s.inner!, path, note, rows, true);
-  if (s.kind === "obj") {
-    for (const [k, f] of Object.entries(s.fields!)) walk(f, join(path, k), note, rows);
+function walk(s: AnySchema, path: string, note: string, rows: string[][]): void {
+  const parts = variantParts(s);
+  if (parts) {
+    const tagPath = join(path, parts.tag);
+    const names = Object.keys(parts.cases);
+    const def = parts.defaultTag ?? (isOptional(s) ? "-" : "required");
+    rows.push([tagPath, names.join("|"), def, docOf(s) ?? ""]);
+    for (const k of names) {
+      for (const [f, fs] of Object.entries(parts.cases[k])) {
+        walk(fs, join(path, f), `[${tagPath}=${k}] `, rows);
+      }
+    }
     return;
   }
-  if (s.kind === "variant") {
-    const tagPath = join(path, s.tag!);
-    const names = Object.keys(s.cases!);
-    rows.push([
-      tagPath,
-      names.join("|"),
-      s.defaultTag ?? (optional ? "-" : "required"),
-      s.doc ?? "",
-    ]);
-    for (const k of names) walk(s.cases![k], path, `[${tagPath}=${k}] `, rows);
+  const base = unwrap(s);
+  if (base instanceof z.ZodObject) {
+    for (const [k, f] of Object.entries(base.shape)) {
+      walk(f as AnySchema, join(path, k), note, rows);
+    }
     return;
   }
-  const def = s.hasDefault
-    ? (typeof s.default === "string" && s.default !== "" ? s.default : JSON.stringify(s.default))
-    : optional
+  const d = defaultOf(s);
+  const def = d
+    ? (typeof d.value === "string" && d.value !== "" ? d.value : JSON.stringify(d.value))
+    : isOptional(s)
     ? "-"
     : "required";
-  rows.push([path, typeName(s), def, `${note}${s.doc ?? ""}`.trim()]);
+  rows.push([path, typeName(s), def, `${note}${docOf(s) ?? ""}`.trim()]);
 }
 
 function typeName(s: AnySchema): string {
-  switch (s.kind) {
-    case "num":
-    case "int": {
-      const t = s.kind === "int" ? "int" : "number";
-      if (s.min !== undefined && s.max !== undefined) return `${t} in [${s.min}, ${s.max}]`;
-      if (s.min !== undefined) return `${t} >= ${s.min}`;
-      if (s.max !== undefined) return `${t} <= ${s.max}`;
-      return t;
-    }
-    case "bool":
-      return "bool";
-    case "str":
-      return "string";
-    case "oneOf":
-      return s.values!.join("|");
-    case "arr":
-      return `${typeName(s.item!)}[]`;
-    case "optional":
-      return typeName(s.inner!);
-    default:
-      return "object";
+  const base = unwrap(s);
+  if (base instanceof z.ZodNumber) {
+    const t = base.isInt ? "int" : "number";
+    const { min, max } = bounds(base);
+    if (min !== undefined && max !== undefined) return `${t} in [${min}, ${max}]`;
+    if (min !== undefined) return `${t} >= ${min}`;
+    if (max !== undefined) return `${t} <= ${max}`;
+    return t;
   }
+  if (base instanceof z.ZodBoolean) return "bool";
+  if (base instanceof z.ZodString) return "string";
+  if (base instanceof z.ZodEnum) return base.options.join("|");
+  if (base instanceof z.ZodArray) return `${typeName(base.element as AnySchema)}[]`;
+  return "object";
 }
