@@ -192,7 +192,7 @@ Deno.test("a logprob reward model from the teacher, and PPO with group advantage
     "ppo.promptsPerIteration=2",
     "ppo.miniBatch=4",
     "ppo.rewardModelOutput=probability",
-    'ppo.rewards=["model","gold"]',
+    'ppo.rewards=["model","gold","vote"]',
   ].flatMap((s) => ["--set", s]);
   const ok = await runToEnd([...sets, "--set", `runsDir=${dir}`, "--name", "logprob-group"]);
   assert.equal(ok.code, 0, ok.stderr);
@@ -207,7 +207,7 @@ Deno.test("a logprob reward model from the teacher, and PPO with group advantage
   const held = await readJson(`${run}/rm/heldout.json`);
   assert.ok(held.length > 0 && held.every((h: { score: number }) => Number.isFinite(h.score)));
   // No value model with group advantages; rewards on the 0-1 scale.
-  for (const rel of ["ppo", "ppo-gold"]) {
+  for (const rel of ["ppo", "ppo-gold", "ppo-vote"]) {
     const ckpt = (await readJson(`${run}/${rel}/latest.json`)).dir;
     await Deno.stat(`${run}/${ckpt}/policy/model.safetensors`);
     await assert.rejects(Deno.stat(`${run}/${ckpt}/value`));
@@ -220,6 +220,7 @@ Deno.test("a logprob reward model from the teacher, and PPO with group advantage
   assert.ok(metrics.some((m) => m.stage === "ppo-gold" && m.name === "trained_fraction"));
   const report = await readJson(`${run}/report.json`);
   assert.ok("PPO student (gold reward)" in report.eval.rows);
+  assert.ok("PPO student (online majority reward)" in report.eval.rows);
   // One clear line when group advantages have no group.
   const bad = await runToEnd([
     "ppo",

@@ -44,6 +44,7 @@ export const PPO_ROWS: Record<RewardSource, string> = {
   model: "PPO student",
   pseudo: "PPO student (pseudo-label reward)",
   gold: "PPO student (gold reward)",
+  vote: "PPO student (online majority reward)",
 };
 
 function greedyScores(ctx: StageContext, qs: Question[], rows: ResponseRow[]): Scores {

@@ -6,6 +6,7 @@
  */
 import { JsonlShards } from "../run/run_dir.ts";
 import { DEFAULT_JUDGE, judgePositive, judgePrompt, parseJudgeScore } from "../tasks/judge.ts";
+import { sameAnswer } from "../tasks/answers.ts";
 import { byId, type StageContext, type StageSummary } from "./context.ts";
 import type { LabelRow, ResponseRow } from "../run/rows.ts";
 import { openSource } from "./teacher_generate.ts";
@@ -23,6 +24,25 @@ export function majority(
     agreement: label === null ? 0 : votes[label] / Math.max(answers.length, 1),
     votes,
   };
+}
+
+/**
+ * The online majority vote as a reward (TTRL, SRT): within each group of samples for one prompt,
+ * 1 for an answer that matches the group's plurality answer, else 0. A plurality of one vote is no
+ * agreement, so it rewards nobody.
+ */
+export function voteScores(answers: (string | null)[], groups: string[]): Float32Array {
+  const byGroup = new Map<string, (string | null)[]>();
+  answers.forEach((a, i) => byGroup.set(groups[i], [...(byGroup.get(groups[i]) ?? []), a]));
+  const winner = new Map<string, string | null>();
+  for (const [g, as] of byGroup) {
+    const m = majority(as);
+    winner.set(g, m.label !== null && m.votes[m.label] >= 2 ? m.label : null);
+  }
+  return Float32Array.from(answers, (a, i) => {
+    const w = winner.get(groups[i]);
+    return a !== null && w !== null && w !== undefined && sameAnswer(a, w) ? 1 : 0;
+  });
 }
 
 export async function teacherRows(ctx: StageContext): Promise<ResponseRow[]> {

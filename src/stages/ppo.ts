@@ -22,7 +22,7 @@ import type { Tokenizer } from "../model/tokenizer.ts";
 import type { Config } from "../run/config.ts";
 import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
 import type { LabelRow } from "../run/rows.ts";
-import { readLabels } from "./label.ts";
+import { readLabels, voteScores } from "./label.ts";
 import { edgePrompts, passRates } from "./rl_prompts.ts";
 import { readStudentRows } from "./student_generate.ts";
 import type { Question } from "../tasks/types.ts";
@@ -44,7 +44,7 @@ interface Rollout extends ScoredRollout {
   lengths: number[];
 }
 
-export type RewardSource = "model" | "pseudo" | "gold";
+export type RewardSource = "model" | "pseudo" | "gold" | "vote";
 
 /** Where a reward source's PPO run lives: the method's in ppo/, the baselines beside it. */
 export function ppoDir(reward: RewardSource): string {
@@ -58,6 +58,11 @@ export async function ppoStage(ctx: StageContext): Promise<StageSummary> {
   if (advantage === "group" && samplesPerPrompt < 2) {
     throw new EngineError(
       `ppo: advantage "group" compares responses to one prompt; ppo.samplesPerPrompt must be >= 2, got ${samplesPerPrompt}`,
+    );
+  }
+  if (ctx.cfg.ppo.rewards.includes("vote") && samplesPerPrompt < 2) {
+    throw new EngineError(
+      `ppo: reward "vote" is the majority of a prompt's samples; ppo.samplesPerPrompt must be >= 2, got ${samplesPerPrompt}`,
     );
   }
   const out: StageSummary = { tokensGenerated: 0, tokensTrained: 0 };
@@ -174,6 +179,8 @@ async function rolloutRewards(
     if (cfg.rewardModelOutput === "probability") {
       scores = scores.map((s) => 1 / (1 + Math.exp(-s)));
     }
+  } else if (cfg.reward === "vote") {
+    scores = voteScores(answers, qs.map((q) => q.id));
   } else {
     scores = Float32Array.from(answers, (answer, b) => {
       const target = cfg.reward === "gold"
