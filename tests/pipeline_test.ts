@@ -193,6 +193,7 @@ Deno.test("a logprob reward model from the teacher, and PPO with group advantage
     "ppo.miniBatch=4",
     "ppo.rewardModelOutput=probability",
     'ppo.rewards=["model","gold","vote"]',
+    "eval.bestOfN=[2,3]",
   ].flatMap((s) => ["--set", s]);
   const ok = await runToEnd([...sets, "--set", `runsDir=${dir}`, "--name", "logprob-group"]);
   assert.equal(ok.code, 0, ok.stderr);
@@ -221,6 +222,19 @@ Deno.test("a logprob reward model from the teacher, and PPO with group advantage
   const report = await readJson(`${run}/report.json`);
   assert.ok("PPO student (gold reward)" in report.eval.rows);
   assert.ok("PPO student (online majority reward)" in report.eval.rows);
+  // Best-of-n with the reward model: 3 scored samples per question, a row and a paired
+  // difference per n.
+  const bestOf = await readJson(`${run}/eval/best_of.json`);
+  assert.equal(bestOf.length, 12);
+  for (const q of bestOf) {
+    assert.equal(q.scores.length, 3);
+    assert.ok(q.scores.every(Number.isFinite));
+  }
+  for (const n of [2, 3]) {
+    const acc = report.eval.rows[`Best-of-${n} (reward model)`].strict;
+    assert.ok(acc >= 0 && acc <= 1);
+    assert.ok(`Best-of-${n} (reward model) − SFT student` in report.differences);
+  }
   // One clear line when group advantages have no group.
   const bad = await runToEnd([
     "ppo",

@@ -234,6 +234,11 @@ export const configSchema = obj({
     majK: int({ default: 4, min: 1, doc: "teacher samples per question for maj@K" }),
     majTemperature: num({ default: 0.8, min: 0 }),
     passK: int({ default: 0, min: 0, doc: "student samples per question for pass@k (0: skip)" }),
+    bestOfN: arr(int({ min: 2 }), {
+      default: [],
+      doc: "best-of-n with the reward model on the SFT student, one row per n (e.g. [4,8,16])",
+    }),
+    bestOfTemperature: num({ default: 1, min: 0, doc: "the SFT student's for best-of-n" }),
     ...sampler({ temperature: 0, maxNewTokens: 48, batchSize: 256 }),
   }),
 

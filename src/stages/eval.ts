@@ -15,7 +15,7 @@ import type { Sampler } from "./sampler.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
 import { openSource } from "./teacher_generate.ts";
 import { ppoDir, type RewardSource } from "./ppo.ts";
-import { classifierMetrics } from "./reward_train.ts";
+import { classifierMetrics, loadRewardModel, scoreAll, sequenceOf } from "./reward_train.ts";
 import { answerStyle } from "../tasks/arithmetic.ts";
 import { openStudent } from "./student_generate.ts";
 
@@ -37,6 +37,15 @@ export interface EvalResult {
   /** Parameter counts (teacher: null when it is served over HTTP). */
   params: { teacher: number | null; student: number };
   tokensGenerated: number;
+}
+
+/** The index of the highest of the first `n` scores (the first on ties; -1 when there are none). */
+export function bestOf(scores: number[], n: number): number {
+  let best = -1;
+  for (let i = 0; i < Math.min(n, scores.length); i++) {
+    if (best < 0 || scores[i] > scores[best]) best = i;
+  }
+  return best;
 }
 
 /** Table rows of the PPO students, by reward source. */
@@ -150,6 +159,31 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
       });
     }
     student.destroy();
+  }
+
+  // Best-of-n with the reward model on the SFT student: no RL, the same reward.
+  if (cfg.bestOfN.length && (await latestCheckpoint(ctx, "rm"))) {
+    const nMax = Math.max(...cfg.bestOfN);
+    const student = await openStudent(ctx, cfg.sftSource, opts);
+    const samples = byId(
+      await run("sft-best-of", student.sampler, [{ temperature: cfg.bestOfTemperature, n: nMax }]),
+    );
+    student.destroy();
+    const rm = await loadRewardModel(ctx);
+    const groups = qs.map((q) => samples.get(q.id) ?? []);
+    const seqs = groups.flat().map((r) => sequenceOf(rm.tokenizer, r, ctx.cfg.reward.maxLen));
+    const flat = await scoreAll(rm.scorer, seqs.map((s) => s.tokens), seqs.map((s) => s.start), 64);
+    rm.model.destroy();
+    let at = 0;
+    const scores = groups.map((g) => Array.from(flat.subarray(at, at += g.length)));
+    await ctx.run.writeJson(
+      "eval/best_of.json",
+      qs.map((q, i) => ({ id: q.id, scores: scores[i] })),
+    );
+    for (const n of cfg.bestOfN) {
+      const picks = groups.map((g, i) => g[bestOf(scores[i], n)]);
+      record(`Best-of-${n} (reward model)`, greedyScores(ctx, qs, picks.filter(Boolean)));
+    }
   }
 
   // Pseudo-labels against the training questions' gold answers.

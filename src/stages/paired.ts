@@ -73,7 +73,8 @@ function primaryScores(s: Record<string, boolean[]> | undefined): boolean[] | nu
 export function ppoDifferences(evals: EvalResult[]): Record<string, PairedDifference> {
   const names = [...new Set(evals.flatMap((e) => Object.keys(e.rows)))];
   const differences: Record<string, PairedDifference> = {};
-  for (const name of names.filter((n) => n.startsWith("PPO student"))) {
+  // Every student built on the SFT one: the PPO students and best-of-n with the reward model.
+  for (const name of names.filter((n) => n.startsWith("PPO student") || n.startsWith("Best-of-"))) {
     // Like with like: a PPO student's pass@K against the SFT student's pass@K.
     const suffix = name.match(/ pass@\d+$/)?.[0] ?? "";
     const base = `SFT student${suffix}`;

@@ -84,7 +84,7 @@ export function scorerOf(model: CausalLM, head: LogprobHead | null, pad: number)
 /** The trained reward model of a run, and how it scores. */
 export async function loadRewardModel(
   ctx: StageContext,
-): Promise<{ model: CausalLM; scorer: Scorer }> {
+): Promise<{ model: CausalLM; scorer: Scorer; tokenizer: Tokenizer }> {
   const dir = await modelDir(ctx, "rm");
   // A checkpoint with a score head is a last-token model; a causal LM is a logprob one.
   const lastToken = (await readConfig(dir)).head === "score";
@@ -93,7 +93,7 @@ export async function loadRewardModel(
     throw new EngineError(`${ctx.run.path(HEAD_FILE)}: missing; run reward-train again`);
   }
   const { model, tokenizer } = await loadPretrained(dir, lastToken ? { head: "score" } : undefined);
-  return { model, scorer: scorerOf(model, head, tokenizer.padId ?? 0) };
+  return { model, scorer: scorerOf(model, head, tokenizer.padId ?? 0), tokenizer };
 }
 
 /** Scores of many sequences, in batches, with no tape. */

@@ -1,6 +1,7 @@
-/** The online majority vote as a PPO reward (TTRL, SRT), on hand-made groups. */
+/** Baselines beside the method: the online majority vote as a PPO reward (TTRL, SRT) and best-of-n. */
 import assert from "node:assert/strict";
 import { voteScores } from "../src/stages/label.ts";
+import { bestOf } from "../src/stages/eval.ts";
 
 Deno.test("voteScores rewards each group's plurality answer, and nobody without agreement", () => {
   const answers = ["14", "14", "15", null, "7", "8", "9", "9", "9", "3", "3", "4", "4"];
@@ -26,4 +27,16 @@ Deno.test("voteScores rewards each group's plurality answer, and nobody without 
   ]);
   // Groups need not be contiguous.
   assert.deepEqual([...voteScores(["1", "2", "1"], ["x", "y", "x"])], [1, 0, 1]);
+});
+
+Deno.test("bestOf picks the highest of the first n scores, the first on ties", () => {
+  const scores = [0.2, 0.9, 0.5, 0.95, 0.9];
+  assert.equal(bestOf(scores, 1), 0);
+  assert.equal(bestOf(scores, 2), 1);
+  assert.equal(bestOf(scores, 3), 1);
+  assert.equal(bestOf(scores, 4), 3);
+  assert.equal(bestOf(scores, 99), 3);
+  assert.equal(bestOf([0.3, 0.7, 0.7], 3), 1);
+  assert.equal(bestOf([-2, -1], 2), 1);
+  assert.equal(bestOf([], 4), -1);
 });
