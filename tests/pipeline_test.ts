@@ -181,6 +181,27 @@ Deno.test("reward.init starts the reward model from another checkpoint with the 
   );
 });
 
+Deno.test("reward.responses=teacher trains the reward model on the teacher's responses only", async () => {
+  const run = await afterStudentGenerate("rm-teacher-only");
+  const ok = await runToEnd([
+    "reward-train",
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "rm-teacher-only",
+    "--set",
+    "reward.responses=teacher",
+  ]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const both = (await readJson(`${dir}/straight/stages.json`))["reward-train"];
+  const only = (await readJson(`${run}/stages.json`))["reward-train"];
+  const studentRows = (await readJson(`${dir}/straight/stages.json`))["student-generate"].responses;
+  // The student's rows are gone from training; the held-out set is the same.
+  assert.ok(only.train > 0 && only.train < both.train, `${only.train} vs ${both.train}`);
+  assert.ok(only.train + studentRows >= both.train);
+  assert.equal(only.heldOut.n, both.heldOut.n);
+});
+
 Deno.test("a logprob reward model from the teacher, and PPO with group advantages", async () => {
   // The straight run's first four stages, then the rest with the two options.
   const run = await afterStudentGenerate("logprob-group");

@@ -142,6 +142,11 @@ export const configSchema = obj({
       doc: "last-token: a scalar head on the last token (TRL); " +
         "logprob: scale · the LM's mean log-prob of the response + bias",
     }),
+    responses: oneOf(["teacher+student", "teacher"], {
+      default: "teacher+student",
+      doc: "what it trains on: the labelled teacher and student responses (the method), or the " +
+        "teacher's only (the paper's ablation); held-out scores use both",
+    }),
     steps: int({ default: 80, min: 0 }),
     batchSize: int({ default: 32, min: 2 }),
     lr: num({ default: 1e-3, min: 0 }),

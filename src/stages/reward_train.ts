@@ -195,7 +195,12 @@ export async function rewardData(ctx: StageContext, tokenizer: Tokenizer) {
   }));
   const held = (id: string) =>
     (hash32(`${id}:${ctx.cfg.seed}`) % 10000) / 10000 < cfg.heldOutFraction;
-  return { train: rows.filter((r) => !held(r.id)), heldOut: rows.filter((r) => held(r.id)) };
+  // The paper's ablation trains on the teacher's responses only; held-out stays both kinds.
+  const trained = (r: ScoredRow) => cfg.responses === "teacher+student" || r.source === "teacher";
+  return {
+    train: rows.filter((r) => !held(r.id) && trained(r)),
+    heldOut: rows.filter((r) => held(r.id)),
+  };
 }
 
 /**
