@@ -86,6 +86,7 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
     "student-generate",
     "reward-train",
     "ppo",
+    "gkd",
     "eval",
   ]);
   // 24 questions x 2 temperatures x 1 sample.
@@ -200,6 +201,45 @@ Deno.test("reward.responses=teacher trains the reward model on the teacher's res
   assert.ok(only.train > 0 && only.train < both.train, `${only.train} vs ${both.train}`);
   assert.ok(only.train + studentRows >= both.train);
   assert.equal(only.heldOut.n, both.heldOut.n);
+});
+
+Deno.test("gkd: on-policy distillation from the SFT student, with its own eval row", async () => {
+  const run = await afterStudentGenerate("gkd");
+  const sets = ["gkd.steps=4", "gkd.lmbda=1", "gkd.batchSize=4", "gkd.checkpointEvery=2"]
+    .flatMap((s) => ["--set", s]);
+  for (const stage of ["gkd", "eval"]) {
+    const ok = await runToEnd([stage, ...sets, "--set", `runsDir=${dir}`, "--name", "gkd"]);
+    assert.equal(ok.code, 0, ok.stderr);
+  }
+  assert.equal((await readJson(`${run}/gkd/latest.json`)).step, 4);
+  const metrics = (await readJsonl(`${run}/metrics.jsonl`)).filter((m) => m.stage === "gkd");
+  const losses = metrics.filter((m) => m.name === "loss");
+  assert.equal(losses.length, 4);
+  // Divergences are >= 0; lmbda 1: every step's responses are the student's own.
+  assert.ok(losses.every((m) => Number.isFinite(m.value) && m.value >= 0));
+  assert.ok(metrics.filter((m) => m.name === "on_policy").every((m) => m.value === 1));
+  const stages = await readJson(`${run}/stages.json`);
+  assert.ok(stages.gkd.tokensGenerated > 0 && stages.gkd.tokensTrained > 0);
+  const results = await readJson(`${run}/eval/results.json`);
+  assert.ok("GKD student" in results.rows);
+  // An HTTP teacher cannot score tokens: one line.
+  const bad = await runToEnd([
+    "gkd",
+    ...sets,
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "gkd-http",
+    "--set",
+    "teacher.source.kind=http",
+    "--set",
+    "teacher.source.baseUrl=http://127.0.0.1:9/v1",
+    "--set",
+    "teacher.source.model=m",
+  ]);
+  assert.notEqual(bad.code, 0);
+  assert.equal(bad.errors.length, 1, bad.stderr);
+  assert.match(bad.errors[0], /^error: gkd: the teacher scores every token/);
 });
 
 Deno.test("a logprob reward model from the teacher, and PPO with group advantages", async () => {

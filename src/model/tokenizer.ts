@@ -278,6 +278,12 @@ export function tokenizerFromFiles(files: TokenizerFiles, where = "tokenizer"): 
  * Loads `dir/tokenizer.json` with `dir/tokenizer_config.json` (optional) and, when the config has
  * no chat_template, `dir/chat_template.jinja` (optional, as newer transformers save it).
  */
+/** Whether two tokenizers give the same ids (same vocabulary size, same encoding of a probe). */
+export function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
+  const probe = "Question: 12 + 30 = ?\nAnswer: 42 #### 42";
+  return a.vocabSize === b.vocabSize && a.encode(probe).join(",") === b.encode(probe).join(",");
+}
+
 export async function loadTokenizer(dir: string): Promise<Tokenizer> {
   const tokenizer = await readJsonObject(join(dir, "tokenizer.json"));
   const cfgFile = join(dir, "tokenizer_config.json");

@@ -12,6 +12,7 @@ import { labelStage } from "../stages/label.ts";
 import { sftStage } from "../stages/sft.ts";
 import { studentGenerate } from "../stages/student_generate.ts";
 import { rewardTrain } from "../stages/reward_train.ts";
+import { gkdStage } from "../stages/gkd.ts";
 import { ppoStage } from "../stages/ppo.ts";
 import { evalStage } from "../stages/eval.ts";
 import { writeReport } from "../stages/report.ts";
@@ -56,6 +57,12 @@ export const STAGES = {
     config: ["ppo"],
     about:
       "PPO against the reward model, with a value model, GAE and a KL penalty to the SFT student",
+  },
+  gkd: {
+    run: gkdStage,
+    config: ["gkd"],
+    about: "a baseline: on-policy distillation (GKD) from the SFT student, the teacher scoring " +
+      "every token (skipped when gkd.steps is 0)",
   },
   eval: {
     run: evalStage,

@@ -233,6 +233,32 @@ export const configSchema = obj({
     checkpointEvery: int({ default: 4, min: 1 }),
   }),
 
+  gkd: obj({
+    steps: int({ default: 0, min: 0, doc: "on-policy distillation steps (0: skip the stage)" }),
+    batchSize: int({ default: 16, min: 1 }),
+    lmbda: num({
+      default: 0.5,
+      min: 0,
+      max: 1,
+      doc: "share of steps whose responses the student samples (TRL's lmbda)",
+    }),
+    beta: num({
+      default: 0.5,
+      min: 0,
+      max: 1,
+      doc: "generalised JSD: 0 forward KL(teacher||student), 1 reverse KL (TRL's beta)",
+    }),
+    temperature: num({
+      default: 0.9,
+      min: 0.01,
+      doc: "sampling and softmax temperature (TRL's temperature)",
+    }),
+    lr: num({ default: 1e-4, min: 0 }),
+    maxNewTokens: int({ default: 48, min: 1 }),
+    maxLen: int({ default: 160, min: 2 }),
+    checkpointEvery: int({ default: 50, min: 1 }),
+  }, { doc: "on-policy distillation from the SFT student (a baseline; needs a local teacher)" }),
+
   eval: obj({
     sftSource: studentSource,
     questions: int({ default: 0, min: 0, doc: "held-out questions to score (0: all)" }),

@@ -143,6 +143,8 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     const state = (await ctx.run.readJson(`${ppo.dir}/state.json`)) as { lastKl?: number } | null;
     finalKl[name] = state?.lastKl ?? NaN;
   }
+  const gkd = await latestCheckpoint(ctx, "gkd");
+  if (gkd) students.push(["GKD student", "gkd", ctx.run.path(gkd.dir)]);
   for (const [name, slug, dir] of students) {
     // The SFT row may come from a serving engine (eval.sftSource); the PPO students are local.
     const student = slug === "sft"

@@ -73,8 +73,10 @@ function primaryScores(s: Record<string, boolean[]> | undefined): boolean[] | nu
 export function ppoDifferences(evals: EvalResult[]): Record<string, PairedDifference> {
   const names = [...new Set(evals.flatMap((e) => Object.keys(e.rows)))];
   const differences: Record<string, PairedDifference> = {};
-  // Every student built on the SFT one: the PPO students and best-of-n with the reward model.
-  for (const name of names.filter((n) => n.startsWith("PPO student") || n.startsWith("Best-of-"))) {
+  // Every student built on the SFT one: PPO, GKD and best-of-n with the reward model.
+  const built = (n: string) =>
+    ["PPO student", "GKD student", "Best-of-"].some((p) => n.startsWith(p));
+  for (const name of names.filter(built)) {
     // Like with like: a PPO student's pass@K against the SFT student's pass@K.
     const suffix = name.match(/ pass@\d+$/)?.[0] ?? "";
     const base = `SFT student${suffix}`;

@@ -13,7 +13,7 @@ import * as E from "../tensor/api.ts";
 import { readAll, type Tensor, tidy } from "../tensor/tensor.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 import type { CausalLM } from "../model/llama.ts";
-import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import { loadTokenizer, sameTokenizer, type Tokenizer } from "../model/tokenizer.ts";
 import { readConfig } from "../model/config.ts";
 import { bceWithLogits, bradleyTerry } from "../train/reward_loss.ts";
 import { Trainer } from "../train/trainer.ts";
@@ -209,10 +209,7 @@ export async function rewardData(ctx: StageContext, tokenizer: Tokenizer) {
  */
 async function requireSameTokenizer(init: string, rm: Tokenizer, studentDir: string) {
   const st = await loadTokenizer(studentDir);
-  const probe = "Question: 12 + 30 = ?\nAnswer: 42 #### 42";
-  const same = rm.vocabSize === st.vocabSize &&
-    rm.encode(probe).join(",") === st.encode(probe).join(",");
-  if (!same) {
+  if (!sameTokenizer(rm, st)) {
     throw new EngineError(
       `reward-train: reward.init ${init} has a different tokenizer from the student ` +
         `(vocab ${rm.vocabSize} against ${st.vocabSize}); PPO scores the student's token ids`,

@@ -1,0 +1,121 @@
+/**
+ * A baseline beside PPO, gkd: on-policy distillation (GKD, Agarwal et al. 2024; TRL's
+ * GKDTrainer) from the SFT student. Each step draws teacher-positive responses to PPO's prompts;
+ * with probability `lmbda` the student answers those prompts itself instead (on-policy). The local
+ * teacher scores every token of the batch, and the student follows the generalised JSD between
+ * the two (`beta`). Skipped when gkd.steps is 0.
+ */
+import { EngineError } from "../errors.ts";
+import { noGrad } from "../autograd/tape.ts";
+import { generate } from "../generate/generate.ts";
+import { loadPretrained } from "../model/checkpoint.ts";
+import { sameTokenizer } from "../model/tokenizer.ts";
+import * as E from "../tensor/api.ts";
+import { readAll, type Tensor } from "../tensor/tensor.ts";
+import { type Example, lmBatch } from "../train/batch.ts";
+import { gkdLoss } from "../train/gkd_loss.ts";
+import { Trainer } from "../train/trainer.ts";
+import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
+import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
+import { isPositive, readLabels, teacherRows } from "./label.ts";
+import { toExample } from "./sft.ts";
+
+export async function gkdStage(ctx: StageContext): Promise<StageSummary> {
+  const start = performance.now();
+  const cfg = ctx.cfg.gkd;
+  if (cfg.steps === 0) return { steps: 0, tokensGenerated: 0, tokensTrained: 0, wallSeconds: 0 };
+  const source = ctx.cfg.teacher.source;
+  if (source.kind !== "local") {
+    throw new EngineError(
+      "gkd: the teacher scores every token, so it must be a local checkpoint (teacher.source.kind local)",
+    );
+  }
+  const sft = await modelDir(ctx, "sft");
+  const latest = await latestCheckpoint(ctx, "gkd");
+  const { model: student, tokenizer } = await loadPretrained(
+    latest ? ctx.run.path(latest.dir) : sft,
+  );
+  const { model: teacher, tokenizer: teacherTokenizer } = await loadPretrained(source.model);
+  if (!sameTokenizer(teacherTokenizer, tokenizer)) {
+    throw new EngineError(
+      `gkd: the teacher ${source.model} has a different tokenizer from the student ` +
+        `(vocab ${teacherTokenizer.vocabSize} against ${tokenizer.vocabSize}); it scores the student's token ids`,
+    );
+  }
+  // Teacher-positive responses to PPO's prompts: the off-policy share of the batches.
+  const labels = await readLabels(ctx);
+  const pool = rlQuestionIds(ctx);
+  const data = (await teacherRows(ctx))
+    .filter((r) => pool.has(r.id) && isPositive(labels.get(r.id), r))
+    .map((r) => ({ prompt: r.prompt, example: toExample(tokenizer, r.prompt, r.text) }));
+  if (data.length === 0) {
+    throw new EngineError("gkd: no teacher-positive responses to PPO's prompts");
+  }
+
+  const trainer = new Trainer(student, {
+    lr: cfg.lr,
+    totalSteps: cfg.steps,
+    schedule: "constant",
+    maxGradNorm: 1,
+  });
+  if (latest) await trainer.resume(ctx.run.path(latest.dir));
+  const bar = ctx.progress("gkd", cfg.steps, "steps");
+  bar.tick(latest?.step ?? 0);
+  const pad = tokenizer.padId ?? 0;
+  let tokensGenerated = 0;
+  let tokensTrained = 0;
+  for (let s = latest?.step ?? 0; s < cfg.steps; s++) {
+    const r = rng(ctx.cfg.seed, 5000 + s);
+    const drawn = Array.from({ length: cfg.batchSize }, () => data[Math.floor(r() * data.length)]);
+    const onPolicy = r() < cfg.lmbda;
+    let examples: Example[] = drawn.map((d) => d.example);
+    if (onPolicy) {
+      const gens = await generate(student, tokenizer, examples.map((e) => e.prompt), {
+        maxNewTokens: cfg.maxNewTokens,
+        temperature: cfg.temperature,
+        seed: hash32(`gkd:${ctx.cfg.seed}:${s}`),
+        eosTokenIds: tokenizer.eosIds,
+        stopStrings: ctx.task.stop,
+      });
+      examples = examples.map((e, b) => ({ prompt: e.prompt, completion: gens[b].ids }))
+        .filter((e) => e.completion.length > 0);
+      tokensGenerated += gens.reduce((a, g) => a + g.ids.length, 0);
+    }
+    const batch = lmBatch(examples, cfg.maxLen, pad);
+    tokensTrained += batch.B * batch.T;
+    const loss = trainer.trainStep([() => {
+      const ids = E.tensor(batch.ids, [batch.B, batch.T]);
+      const mask = E.tensor(Float32Array.from(batch.labels, (l) => (l === -100 ? 0 : 1)), [
+        batch.B * batch.T,
+      ]);
+      const flat = (logits: Tensor) => E.reshape(logits, [batch.B * batch.T, -1]);
+      const t = noGrad(() => flat(teacher.logits(teacher.forward(ids))));
+      return gkdLoss(
+        flat(student.logits(student.forward(ids))),
+        t,
+        mask,
+        cfg.beta,
+        cfg.temperature,
+      );
+    }]);
+    const [value] = await readAll([loss]);
+    loss.destroy();
+    Trainer.checkFinite("gkd", s, [value[0]]);
+    ctx.metrics.log("gkd", s, { loss: value[0], on_policy: onPolicy ? 1 : 0 });
+    bar.tick(1, { loss: +value[0].toFixed(4) });
+    if ((s + 1) % cfg.checkpointEvery === 0 || s + 1 === cfg.steps) {
+      await saveCheckpoint(ctx, "gkd", s + 1, (dir) => trainer.save(dir, tokenizer));
+    }
+  }
+  await ctx.metrics.flush();
+  bar.done();
+  trainer.destroy();
+  student.destroy();
+  teacher.destroy();
+  return {
+    steps: cfg.steps,
+    tokensGenerated,
+    tokensTrained,
+    wallSeconds: (performance.now() - start) / 1000,
+  };
+}
