@@ -86,6 +86,7 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
     "student-generate",
     "reward-train",
     "ppo",
+    "sft-baselines",
     "gkd",
     "eval",
   ]);
@@ -240,6 +241,49 @@ Deno.test("gkd: on-policy distillation from the SFT student, with its own eval r
   assert.notEqual(bad.code, 0);
   assert.equal(bad.errors.length, 1, bad.stderr);
   assert.match(bad.errors[0], /^error: gkd: the teacher scores every token/);
+});
+
+Deno.test("sft-baselines: the teacher fine-tuned on the SFT data, and equal-compute SFT", async () => {
+  // The whole straight run, up to and including PPO.
+  const run = `${dir}/sft-baselines`;
+  await new Deno.Command("cp", { args: ["-r", `${dir}/straight`, run] }).output();
+  const stages = await readJson(`${run}/stages.json`);
+  for (const k of ["sft-baselines", "gkd", "eval"]) delete stages[k];
+  await Deno.writeTextFile(`${run}/stages.json`, JSON.stringify(stages));
+  await Deno.remove(`${run}/eval`, { recursive: true });
+  const sets = ["baselines.teacherSftSteps=3", "baselines.equalComputeSft=true"]
+    .flatMap((s) => ["--set", s]);
+  const ok = await runToEnd([...sets, "--set", `runsDir=${dir}`, "--name", "sft-baselines"]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const done = (await readJson(`${run}/stages.json`))["sft-baselines"];
+  assert.equal((await readJson(`${run}/teacher-sft/latest.json`)).step, 3);
+  // The fine-tuned teacher is the teacher's shape, not the student's.
+  const tuned = await readJson(
+    `${run}/${(await readJson(`${run}/teacher-sft/latest.json`)).dir}/config.json`,
+  );
+  assert.equal(
+    tuned.hidden_size,
+    (await readJson(`${ROOT}models/arith-teacher/config.json`)).hidden_size,
+  );
+  // Equal compute: the first step count whose batches reach PPO's tokens.
+  const ppoTokens = stages.ppo.model.tokensTrained;
+  const eq = done.equalComputeSft;
+  assert.equal(eq.ppoTokensTrained, ppoTokens);
+  assert.ok(eq.tokensTrained >= ppoTokens, `${eq.tokensTrained} < ${ppoTokens}`);
+  const steps = (await readJson(`${run}/sft-equal/latest.json`)).step;
+  assert.ok(eq.tokensTrained - ppoTokens < eq.tokensTrained / steps, "one step too many");
+  const rows = (await readJson(`${run}/report.json`)).eval.rows;
+  for (
+    const r of [
+      "fine-tuned teacher pass@1",
+      "fine-tuned teacher maj@2",
+      "SFT student (equal compute)",
+    ]
+  ) {
+    assert.ok(r in rows, `${r} missing: ${Object.keys(rows)}`);
+  }
+  const diffs = (await readJson(`${run}/report.json`)).differences;
+  assert.ok("SFT student (equal compute) − SFT student" in diffs);
 });
 
 Deno.test("a logprob reward model from the teacher, and PPO with group advantages", async () => {

@@ -261,7 +261,7 @@ Deno.test("GET /api/runs lists the one run, or every run of a runs folder", asyn
   assert.equal(runs[0].status, "running");
   assert.deepEqual(
     runs[0].stages.map((s) => s.status),
-    ["done", "done", "done", "done", "running", "pending", "pending", "pending"],
+    ["done", "done", "done", "done", "running", "pending", "pending", "pending", "pending"],
   );
   const r2 = await getJson("/api/runs/r2", folder.app);
   assert.equal(r2.status, "running"); // nothing done: its first stage is inferred running
@@ -490,7 +490,7 @@ Deno.test(
     assert.equal(new Set(keys).size, keys.length, "no row twice");
     assert.equal(keys[keys.length - 1], "reward-train/loss/3");
     const progress = events.find((e) => e.event === "progress")!.data as { stages: Stage[] };
-    assert.equal(progress.stages.length, 8);
+    assert.equal(progress.stages.length, 9);
     // `since` limits the first batch.
     const r2 = await app.request(`/api/runs/r1/events?since=${T0 + 22}`);
     const evs2 = await readEvents(r2, (evs) => rowsOf(evs).length >= 2 && evs.length >= 2);

@@ -13,6 +13,7 @@ import { sftStage } from "../stages/sft.ts";
 import { studentGenerate } from "../stages/student_generate.ts";
 import { rewardTrain } from "../stages/reward_train.ts";
 import { gkdStage } from "../stages/gkd.ts";
+import { sftBaselinesStage } from "../stages/sft_baselines.ts";
 import { ppoStage } from "../stages/ppo.ts";
 import { evalStage } from "../stages/eval.ts";
 import { writeReport } from "../stages/report.ts";
@@ -57,6 +58,12 @@ export const STAGES = {
     config: ["ppo"],
     about:
       "PPO against the reward model, with a value model, GAE and a KL penalty to the SFT student",
+  },
+  "sft-baselines": {
+    run: sftBaselinesStage,
+    config: ["baselines"],
+    about: "baselines: the teacher fine-tuned on the SFT data, and equal-compute SFT " +
+      "(each off unless its key asks)",
   },
   gkd: {
     run: gkdStage,

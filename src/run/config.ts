@@ -233,6 +233,20 @@ export const configSchema = obj({
     checkpointEvery: int({ default: 4, min: 1 }),
   }),
 
+  baselines: obj({
+    teacherSftSteps: int({
+      default: 0,
+      min: 0,
+      doc: "fine-tune the teacher on the student's SFT data for this many steps (0: off)",
+    }),
+    teacherSftLr: num({ default: 5e-4, min: 0, doc: "its learning rate (the rest as sft.*)" }),
+    equalComputeSft: bool({
+      default: false,
+      doc: "train the SFT student further on teacher- and student-positive responses for as " +
+        "many tokens as PPO (the learned reward model's run) trained on",
+    }),
+  }, { doc: "supervised baselines beside PPO" }),
+
   gkd: obj({
     steps: int({ default: 0, min: 0, doc: "on-policy distillation steps (0: skip the stage)" }),
     batchSize: int({ default: 16, min: 1 }),

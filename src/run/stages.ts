@@ -73,6 +73,7 @@ export const STAGE_PROGRESS = {
     metric: "reward",
     total: (c) => num(c.ppo?.iterations),
   },
+  "sft-baselines": { kind: "once" },
   gkd: { kind: "steps", unit: "steps", metric: "loss", total: (c) => num(c.gkd?.steps) },
   eval: { kind: "once" },
 } satisfies Record<string, StageProgress>;

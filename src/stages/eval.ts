@@ -114,23 +114,36 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     record(name, greedyScores(ctx, qs, out));
   };
 
-  // The teacher: greedy pass@1 and majority of K samples.
+  // A teacher: greedy pass@1 and majority of K samples.
+  const teacherRows = async (label: string, slug: string, sampler: Sampler) => {
+    await greedy(`${label} pass@1`, slug, sampler);
+    const majRows = byId(
+      await run(`${slug}-maj`, sampler, [{ temperature: cfg.majTemperature, n: cfg.majK }]),
+    );
+    record(`${label} maj@${cfg.majK}`, {
+      majority: qs.map((q) =>
+        sameAnswer(majority((majRows.get(q.id) ?? []).map((r) => r.answer)).label, q.gold)
+      ),
+    });
+  };
   const teacher = await openSource(ctx.cfg.teacher.source, opts, (t) => t.length);
-  await greedy("teacher pass@1", "teacher", teacher.sampler);
+  await teacherRows("teacher", "teacher", teacher.sampler);
   const params: EvalResult["params"] = {
     teacher: teacher.model?.numParameters() ?? null,
     student: 0,
   };
-  const majRows = byId(
-    await run("teacher-maj", teacher.sampler, [{ temperature: cfg.majTemperature, n: cfg.majK }]),
-  );
-  const maj: Scores = {
-    majority: qs.map((q) =>
-      sameAnswer(majority((majRows.get(q.id) ?? []).map((r) => r.answer)).label, q.gold)
-    ),
-  };
-  record(`teacher maj@${cfg.majK}`, maj);
   teacher.model?.destroy();
+  // The baseline teacher fine-tuned on the student's SFT data, beside the original.
+  const tuned = await latestCheckpoint(ctx, "teacher-sft");
+  if (tuned) {
+    const t = await openSource(
+      { kind: "local", model: ctx.run.path(tuned.dir) },
+      opts,
+      (x) => x.length,
+    );
+    await teacherRows("fine-tuned teacher", "teacher-sft", t.sampler);
+    t.model?.destroy();
+  }
 
   // The students: SFT, and PPO with each reward source that ran.
   const students: [string, string, string][] = [["SFT student", "sft", await modelDir(ctx, "sft")]];
@@ -143,6 +156,8 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     const state = (await ctx.run.readJson(`${ppo.dir}/state.json`)) as { lastKl?: number } | null;
     finalKl[name] = state?.lastKl ?? NaN;
   }
+  const equal = await latestCheckpoint(ctx, "sft-equal");
+  if (equal) students.push(["SFT student (equal compute)", "sft-equal", ctx.run.path(equal.dir)]);
   const gkd = await latestCheckpoint(ctx, "gkd");
   if (gkd) students.push(["GKD student", "gkd", ctx.run.path(gkd.dir)]);
   for (const [name, slug, dir] of students) {

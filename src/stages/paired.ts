@@ -75,7 +75,9 @@ export function ppoDifferences(evals: EvalResult[]): Record<string, PairedDiffer
   const differences: Record<string, PairedDifference> = {};
   // Every student built on the SFT one: PPO, GKD and best-of-n with the reward model.
   const built = (n: string) =>
-    ["PPO student", "GKD student", "Best-of-"].some((p) => n.startsWith(p));
+    ["PPO student", "GKD student", "Best-of-", "SFT student (equal compute)"].some((p) =>
+      n.startsWith(p)
+    );
   for (const name of names.filter(built)) {
     // Like with like: a PPO student's pass@K against the SFT student's pass@K.
     const suffix = name.match(/ pass@\d+$/)?.[0] ?? "";

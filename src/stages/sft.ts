@@ -116,66 +116,104 @@ export async function trainLoop(
   return opts.steps;
 }
 
-export async function sftStage(ctx: StageContext): Promise<StageSummary> {
-  const start = performance.now();
-  const cfg = ctx.cfg.sft;
-  const tokenizer = await studentTokenizer(ctx);
-  const labels = await readLabels(ctx);
-  const rl = rlQuestionIds(ctx);
-  const examples = (await teacherRows(ctx))
-    .filter((r) => !rl.has(r.id) && isPositive(labels.get(r.id), r))
-    .map((r) => toExample(tokenizer, r.prompt, r.text));
-  if (examples.length === 0) {
-    throw new EngineError("sft: no pseudo-positive teacher responses to learn from");
-  }
+/** What one supervised run trains: on which examples, from which model, under which settings. */
+export interface SftRun {
+  stage: string;
+  /** Checkpoint folder in the run. */
+  rel: string;
+  examples: Example[];
+  tokenizer: Tokenizer;
+  /** The model to start from when there is no checkpoint to resume. */
+  start: () => Promise<CausalLM>;
+  cfg: Config["sft"];
+  /** Overrides cfg.steps (e.g. a step count worked out from a token budget). */
+  steps?: number;
+  /** Offsets the batch stream, so that two runs on one seed draw different batches. */
+  stream?: number;
+}
 
-  const latest = await latestCheckpoint(ctx, "sft");
-  const model = latest
-    ? (await loadPretrained(ctx.run.path(latest.dir))).model
-    : await newStudent(ctx, tokenizer);
+/** The batch of step `s`: drawn with rng(seed, stream + s), so a resumed run draws the same. */
+export function sftBatch(ctx: StageContext, run: SftRun, s: number) {
+  const r = rng(ctx.cfg.seed, (run.stream ?? 1000) + s);
+  const ex = run.examples;
+  return lmBatch(
+    Array.from({ length: run.cfg.batchSize }, () => ex[Math.floor(r() * ex.length)]),
+    run.cfg.maxLen,
+    run.tokenizer.padId ?? 0,
+  );
+}
+
+/** Trains (or resumes) one supervised run to its last step; returns its stage summary. */
+export async function sftTrain(ctx: StageContext, run: SftRun): Promise<StageSummary> {
+  const start = performance.now();
+  const cfg = run.cfg;
+  const steps = run.steps ?? cfg.steps;
+  const latest = await latestCheckpoint(ctx, run.rel);
+  const model = latest ? (await loadPretrained(ctx.run.path(latest.dir))).model : await run.start();
   const trainer = new Trainer(model, {
     lr: cfg.lr,
-    totalSteps: cfg.steps,
+    totalSteps: steps,
     warmupSteps: cfg.warmupSteps,
     schedule: cfg.schedule,
     weightDecay: cfg.weightDecay,
     maxGradNorm: cfg.maxGradNorm,
   });
   if (latest) await trainer.resume(ctx.run.path(latest.dir));
-  const pad = tokenizer.padId ?? 0;
-  const batchAt = (s: number) => {
-    const r = rng(ctx.cfg.seed, 1000 + s);
-    return lmBatch(
-      Array.from({ length: cfg.batchSize }, () => examples[Math.floor(r() * examples.length)]),
-      cfg.maxLen,
-      pad,
-    );
-  };
   let tokens = 0;
   // Steps done before a resume count too: their batches are known from the seed.
-  for (let s = 0; s < (latest?.step ?? 0); s++) tokens += batchAt(s).B * batchAt(s).T;
+  for (let s = 0; s < (latest?.step ?? 0); s++) {
+    const b = sftBatch(ctx, run, s);
+    tokens += b.B * b.T;
+  }
   await trainLoop(ctx, {
-    stage: "sft",
-    rel: "sft",
+    stage: run.stage,
+    rel: run.rel,
     trainer,
     from: latest?.step ?? 0,
-    steps: cfg.steps,
+    steps,
     every: cfg.checkpointEvery,
     step: (s) => {
-      const batch = batchAt(s);
+      const batch = sftBatch(ctx, run, s);
       tokens += batch.B * batch.T;
       return trainer.trainStep([() => lmLoss(model, batch)]);
     },
-    save: (dir) => trainer.save(dir, tokenizer),
+    save: (dir) => trainer.save(dir, run.tokenizer),
     extra: () => ({ lr: trainer.currentLr() }),
   });
-  if (cfg.steps === 0) await saveCheckpoint(ctx, "sft", 0, (dir) => trainer.save(dir, tokenizer));
+  if (steps === 0) {
+    await saveCheckpoint(ctx, run.rel, 0, (dir) => trainer.save(dir, run.tokenizer));
+  }
   trainer.destroy();
   model.destroy();
   return {
-    examples: examples.length,
+    examples: run.examples.length,
     parameters: model.numParameters(),
     tokensTrained: tokens,
     wallSeconds: (performance.now() - start) / 1000,
   };
+}
+
+/** The pseudo-positive teacher responses to the questions SFT may see (not PPO's). */
+export async function sftExamples(ctx: StageContext, tokenizer: Tokenizer): Promise<Example[]> {
+  const labels = await readLabels(ctx);
+  const rl = rlQuestionIds(ctx);
+  return (await teacherRows(ctx))
+    .filter((r) => !rl.has(r.id) && isPositive(labels.get(r.id), r))
+    .map((r) => toExample(tokenizer, r.prompt, r.text));
+}
+
+export async function sftStage(ctx: StageContext): Promise<StageSummary> {
+  const tokenizer = await studentTokenizer(ctx);
+  const examples = await sftExamples(ctx, tokenizer);
+  if (examples.length === 0) {
+    throw new EngineError("sft: no pseudo-positive teacher responses to learn from");
+  }
+  return await sftTrain(ctx, {
+    stage: "sft",
+    rel: "sft",
+    examples,
+    tokenizer,
+    start: () => newStudent(ctx, tokenizer),
+    cfg: ctx.cfg.sft,
+  });
 }
