@@ -1,7 +1,7 @@
 /** The GPU layer: pool, caches, batched readbacks. */
 import assert from "node:assert/strict";
 import * as E from "../mod.ts";
-import { sizeClass } from "../src/gpu/pool.ts";
+import { BufferPool, sizeClass } from "../src/gpu/pool.ts";
 import { gpu } from "./support/gpu.ts";
 
 Deno.test("size classes waste at most 12.5% and are reused", () => {
@@ -64,4 +64,22 @@ Deno.test("the device's limits are the adapter's maxima, not WebGPU's defaults",
     assert.equal(gpu.info.adapterLimits[key], maxima[key], `${key}: asked for another value`);
     assert.equal(device[key], maxima[key], `${key}: device ${device[key]}, adapter ${maxima[key]}`);
   }
+});
+
+Deno.test("trimTo frees the least recently released size classes first, down to the limit", () => {
+  const pool = new BufferPool(gpu.device);
+  const MB = 2 ** 20;
+  const [a, b, c] = [1 * MB, 2 * MB, 4 * MB].map((n) => pool.acquire(n));
+  const a2 = pool.acquire(1 * MB);
+  // Released in the order a, c, b, a2: class 1 MB was released last (by a2).
+  for (const buf of [a, c, b, a2]) pool.release(buf);
+  assert.equal(pool.freeBytes, 8 * MB);
+  pool.trimTo(4 * MB);
+  // c's class (4 MB, least recent once a2 moved 1 MB to the back) went first: 4 MB left.
+  assert.equal(pool.freeBytes, 4 * MB);
+  assert.equal(pool.acquire(4 * MB).id === c.id, false);
+  pool.trimTo(0);
+  assert.equal(pool.liveBytes, 4 * MB);
+  assert.equal(pool.allocatedBytes, 4 * MB);
+  pool.destroy();
 });

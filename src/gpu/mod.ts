@@ -68,6 +68,16 @@ export function currentGpu(): Gpu | null {
   return current;
 }
 
+/**
+ * Submits recorded work, then frees pooled buffers beyond `maxFree` bytes (BufferPool.trimTo).
+ * For loops whose shapes change every round.
+ */
+export function trimPooled(maxFree: number): void {
+  if (!current) return;
+  current.recorder.flush();
+  current.pool.trimTo(maxFree);
+}
+
 /** Closes the open device, if any; the next initGpu() opens a new one. */
 export function closeGpu(): void {
   current?.close();

@@ -52,9 +52,30 @@ export class BufferPool {
   release(buf: PooledBuffer): void {
     if (this.#destroyed) return;
     this.liveBytes -= buf.size;
-    let list = this.#free.get(buf.size);
-    if (!list) this.#free.set(buf.size, list = []);
+    // Re-inserted, so the map's order is least recently released size class first.
+    const list = this.#free.get(buf.size) ?? [];
+    this.#free.delete(buf.size);
+    this.#free.set(buf.size, list);
     list.push(buf);
+  }
+
+  /** Bytes pooled and not handed out. */
+  get freeBytes(): number {
+    return this.allocatedBytes - this.liveBytes;
+  }
+
+  /**
+   * Frees pooled buffers, least recently released size classes first, until at most `maxFree`
+   * bytes stay pooled. A loop whose shapes change every round (PPO's rollouts differ in length)
+   * otherwise keeps a copy of its buffers in every size class it ever used. Only between
+   * submits: a buffer in an unsubmitted command must not be destroyed.
+   */
+  trimTo(maxFree: number): void {
+    for (const [size, list] of this.#free) {
+      if (this.freeBytes <= maxFree) break;
+      while (list.length && this.freeBytes > maxFree) this.#free_(list.pop()!);
+      if (!list.length) this.#free.delete(size);
+    }
   }
 
   /** Frees pooled (not live) buffers, e.g. after a phase that needed more memory. */
