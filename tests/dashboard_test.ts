@@ -132,7 +132,7 @@ Deno.test({
 
     // A progress value changes while we watch (the run is going on).
     const before = await page.evaluate(stagesShown);
-    assert.ok(Object.keys(before).length === 7, JSON.stringify(before));
+    assert.ok(Object.keys(before).length === 9, JSON.stringify(before));
     await page.waitForFunction(
       (b) => {
         const now: Record<string, string> = {};

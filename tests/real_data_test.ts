@@ -115,6 +115,8 @@ async function checkRun(dir: string, golds: Map<string, string>, kept: number) {
     "student-generate",
     "reward-train",
     "ppo",
+    "sft-baselines",
+    "gkd",
     "eval",
   ]);
   return report;
