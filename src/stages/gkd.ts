@@ -11,14 +11,14 @@ import { generate } from "../generate/generate.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 import { sameTokenizer } from "../model/tokenizer.ts";
 import * as E from "../tensor/api.ts";
-import { readAll, type Tensor } from "../tensor/tensor.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 import { type Example, lmBatch } from "../train/batch.ts";
 import { gkdLoss } from "../train/gkd_loss.ts";
 import { Trainer } from "../train/trainer.ts";
-import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
+import { latestCheckpoint, modelDir } from "./checkpoints.ts";
 import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
 import { isPositive, readLabels, teacherRows } from "./label.ts";
-import { toExample } from "./sft.ts";
+import { toExample, trainLoop } from "./sft.ts";
 
 export async function gkdStage(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
@@ -59,56 +59,53 @@ export async function gkdStage(ctx: StageContext): Promise<StageSummary> {
     maxGradNorm: 1,
   });
   if (latest) await trainer.resume(ctx.run.path(latest.dir));
-  const bar = ctx.progress("gkd", cfg.steps, "steps");
-  bar.tick(latest?.step ?? 0);
   const pad = tokenizer.padId ?? 0;
   let tokensGenerated = 0;
   let tokensTrained = 0;
-  for (let s = latest?.step ?? 0; s < cfg.steps; s++) {
-    const r = rng(ctx.cfg.seed, 5000 + s);
-    const drawn = Array.from({ length: cfg.batchSize }, () => data[Math.floor(r() * data.length)]);
-    const onPolicy = r() < cfg.lmbda;
-    let examples: Example[] = drawn.map((d) => d.example);
-    if (onPolicy) {
-      const gens = await generate(student, tokenizer, examples.map((e) => e.prompt), {
-        maxNewTokens: cfg.maxNewTokens,
-        temperature: cfg.temperature,
-        seed: hash32(`gkd:${ctx.cfg.seed}:${s}`),
-        eosTokenIds: tokenizer.eosIds,
-        stopStrings: ctx.task.stop,
-      });
-      examples = examples.map((e, b) => ({ prompt: e.prompt, completion: gens[b].ids }))
-        .filter((e) => e.completion.length > 0);
-      tokensGenerated += gens.reduce((a, g) => a + g.ids.length, 0);
-    }
-    const batch = lmBatch(examples, cfg.maxLen, pad);
-    tokensTrained += batch.B * batch.T;
-    const loss = trainer.trainStep([() => {
-      const ids = E.tensor(batch.ids, [batch.B, batch.T]);
-      const mask = E.tensor(Float32Array.from(batch.labels, (l) => (l === -100 ? 0 : 1)), [
-        batch.B * batch.T,
-      ]);
-      const flat = (logits: Tensor) => E.reshape(logits, [batch.B * batch.T, -1]);
-      const t = noGrad(() => flat(teacher.logits(teacher.forward(ids))));
-      return gkdLoss(
-        flat(student.logits(student.forward(ids))),
-        t,
-        mask,
-        cfg.beta,
-        cfg.temperature,
+  const onPolicy = new Set<number>();
+  await trainLoop(ctx, {
+    stage: "gkd",
+    rel: "gkd",
+    trainer,
+    from: latest?.step ?? 0,
+    steps: cfg.steps,
+    every: cfg.checkpointEvery,
+    step: async (s) => {
+      const r = rng(ctx.cfg.seed, 5000 + s);
+      const drawn = Array.from(
+        { length: cfg.batchSize },
+        () => data[Math.floor(r() * data.length)],
       );
-    }]);
-    const [value] = await readAll([loss]);
-    loss.destroy();
-    Trainer.checkFinite("gkd", s, [value[0]]);
-    ctx.metrics.log("gkd", s, { loss: value[0], on_policy: onPolicy ? 1 : 0 });
-    bar.tick(1, { loss: +value[0].toFixed(4) });
-    if ((s + 1) % cfg.checkpointEvery === 0 || s + 1 === cfg.steps) {
-      await saveCheckpoint(ctx, "gkd", s + 1, (dir) => trainer.save(dir, tokenizer));
-    }
-  }
-  await ctx.metrics.flush();
-  bar.done();
+      let examples: Example[] = drawn.map((d) => d.example);
+      if (r() < cfg.lmbda) {
+        onPolicy.add(s);
+        const gens = await generate(student, tokenizer, examples.map((e) => e.prompt), {
+          maxNewTokens: cfg.maxNewTokens,
+          temperature: cfg.temperature,
+          seed: hash32(`gkd:${ctx.cfg.seed}:${s}`),
+          eosTokenIds: tokenizer.eosIds,
+          stopStrings: ctx.task.stop,
+        });
+        examples = examples.map((e, b) => ({ prompt: e.prompt, completion: gens[b].ids }))
+          .filter((e) => e.completion.length > 0);
+        tokensGenerated += gens.reduce((a, g) => a + g.ids.length, 0);
+      }
+      const batch = lmBatch(examples, cfg.maxLen, pad);
+      tokensTrained += batch.B * batch.T;
+      return trainer.trainStep([() => {
+        const ids = E.tensor(batch.ids, [batch.B, batch.T]);
+        const mask = E.tensor(Float32Array.from(batch.labels, (l) => (l === -100 ? 0 : 1)), [
+          batch.B * batch.T,
+        ]);
+        const flat = (logits: Tensor) => E.reshape(logits, [batch.B * batch.T, -1]);
+        const t = noGrad(() => flat(teacher.logits(teacher.forward(ids))));
+        const own = flat(student.logits(student.forward(ids)));
+        return gkdLoss(own, t, mask, cfg.beta, cfg.temperature);
+      }]);
+    },
+    save: (dir) => trainer.save(dir, tokenizer),
+    extra: (s) => ({ on_policy: onPolicy.has(s) ? 1 : 0 }),
+  });
   trainer.destroy();
   student.destroy();
   teacher.destroy();

@@ -83,7 +83,8 @@ export async function trainLoop(
     from: number;
     steps: number;
     every: number;
-    step: (s: number) => Tensor;
+    /** One optimizer step's loss (async where the step samples first, as GKD's do). */
+    step: (s: number) => Tensor | Promise<Tensor>;
     save: (dir: string, step: number) => Promise<void>;
     extra?: (s: number) => Record<string, number>;
   },
@@ -103,7 +104,7 @@ export async function trainLoop(
     pending = [];
   };
   for (let s = opts.from; s < opts.steps; s++) {
-    pending.push({ step: s, loss: opts.step(s) });
+    pending.push({ step: s, loss: await opts.step(s) });
     if (pending.length === 10) await drain();
     if ((s + 1) % opts.every === 0 || s + 1 === opts.steps) {
       await drain();

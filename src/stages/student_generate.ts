@@ -3,12 +3,12 @@
  * questions `samples` times; each response is labelled against the same
  * pseudo-labels (reward 1 if its answer matches).
  */
-import { loadPretrained } from "../model/checkpoint.ts";
 import { loadTokenizer } from "../model/tokenizer.ts";
 import type { StageContext, StageSummary } from "./context.ts";
 import { judgeRows, readLabels } from "./label.ts";
 import { generateResponses } from "./responses.ts";
-import { HttpSampler, LocalSampler, type Sampler, type SamplerOptions } from "./sampler.ts";
+import type { Sampler, SamplerOptions } from "./sampler.ts";
+import { openSource } from "./teacher_generate.ts";
 import { modelDir } from "./checkpoints.ts";
 import { JsonlShards } from "../run/run_dir.ts";
 import type { ResponseRow } from "../run/rows.ts";
@@ -31,18 +31,14 @@ export async function openStudent(
   opts: SamplerOptions,
 ): Promise<{ sampler: Sampler; params: number | null; destroy: () => void }> {
   const sft = await modelDir(ctx, "sft");
-  if (source.kind === "http") {
-    const tokenizer = await loadTokenizer(sft);
-    const count = (t: string) => tokenizer.encode(t, { addSpecialTokens: false }).length;
-    const { kind: _, ...settings } = source;
-    const sampler = new HttpSampler(settings, opts, count, "student");
-    return { sampler, params: null, destroy: () => {} };
-  }
-  const { model, tokenizer } = await loadPretrained(source.model || sft);
+  const tokenizer = await loadTokenizer(source.kind === "local" && source.model || sft);
+  const count = (t: string) => tokenizer.encode(t, { addSpecialTokens: false }).length;
+  const resolved = source.kind === "local" ? { ...source, model: source.model || sft } : source;
+  const { sampler, model } = await openSource(resolved, opts, count, "student");
   return {
-    sampler: new LocalSampler(model, tokenizer, opts),
-    params: model.numParameters(),
-    destroy: () => model.destroy(),
+    sampler,
+    params: model?.numParameters() ?? null,
+    destroy: () => model?.destroy(),
   };
 }
 

@@ -9,15 +9,19 @@ import type { StageContext, StageSummary } from "./context.ts";
 import { generateResponses } from "./responses.ts";
 import { HttpSampler, LocalSampler, type Sampler, type SamplerOptions } from "./sampler.ts";
 
-/** A sampler for a configured source (the teacher or the judge). */
+/**
+ * A sampler for a configured source (the teacher, the judge or a served student); `role` names it
+ * in the HTTP client's errors.
+ */
 export async function openSource(
   source: StageContext["cfg"]["teacher"]["source"],
   opts: SamplerOptions,
   countTokens: (text: string) => number,
+  role = "teacher",
 ): Promise<{ sampler: Sampler; model?: CausalLM; tokenizer?: Tokenizer }> {
   if (source.kind === "http") {
     const { kind: _, ...settings } = source;
-    return { sampler: new HttpSampler(settings, opts, countTokens) };
+    return { sampler: new HttpSampler(settings, opts, countTokens, role) };
   }
   const { model, tokenizer } = await loadPretrained(source.model);
   return { sampler: new LocalSampler(model, tokenizer, opts), model, tokenizer };
