@@ -3,6 +3,12 @@
  * reference model (vocab 64, 4 layers, 4 heads, SwiGLU 8/3·d, untied head)
  * at d_model 128 and 256, with PyTorch's figures for the same model measured
  * in the same run (bench/torch_reference.py) and the ratio.
+ *
+ * `--preset qwen2.5-0.5b`: a model of Qwen2.5-0.5B's config.json shapes with
+ * random weights instead (bench/qwen_preset.ts): AdamW training tokens/s at
+ * batch 8 × 512 and its model-FLOPs utilisation, decode tokens/s at batch 64
+ * with the KV cache, and the GPU bytes the pool allocated. On the CPU adapter
+ * pass small `--batch/--seq/--layers/--vocab` to run a step at all.
  */
 import { parseArgs } from "node:util";
 import * as E from "../mod.ts";
@@ -15,15 +21,38 @@ import { runTorchScript, torchThreads } from "./torch_run.ts";
 
 const { values } = parseArgs({
   // `deno task bench:model -- --json` passes the "--" through.
-  args: Deno.args.filter((a) => a !== "--"),
+  args: Deno.args.filter((a) => a !== "--" && a !== "model"),
   options: {
     json: { type: "boolean", default: false },
     dims: { type: "string", default: "128,256" },
     "train-steps": { type: "string", default: "5" },
     "sample-reps": { type: "string", default: "1" },
     "no-torch": { type: "boolean", default: false },
+    preset: { type: "string" },
+    batch: { type: "string", default: "8" },
+    seq: { type: "string", default: "512" },
+    layers: { type: "string" },
+    vocab: { type: "string" },
+    "decode-batch": { type: "string", default: "64" },
+    "decode-tokens": { type: "string", default: "64" },
+    "peak-tflops": { type: "string" },
   },
 });
+if (values.preset !== undefined) {
+  const { runPreset } = await import("./qwen_preset.ts");
+  await runPreset(values.preset, {
+    batch: Number(values.batch),
+    seq: Number(values.seq),
+    layers: values.layers === undefined ? undefined : Number(values.layers),
+    vocab: values.vocab === undefined ? undefined : Number(values.vocab),
+    steps: Number(values["train-steps"]),
+    decodeBatch: Number(values["decode-batch"]),
+    decodeTokens: Number(values["decode-tokens"]),
+    peakTflops: values["peak-tflops"] === undefined ? undefined : Number(values["peak-tflops"]),
+    json: values.json,
+  });
+  Deno.exit(0);
+}
 const trainSteps = Number(values["train-steps"]);
 const sampleReps = Number(values["sample-reps"]);
 const gpu = await E.initGpu();

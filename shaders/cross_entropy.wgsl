@@ -1,7 +1,7 @@
 // Per-token cross-entropy: loss[r] = mask[r] * (logsumexp(x[r]) - x[r, label[r]]),
 // and 0 where label == ignore_index. A label outside [0, n) is reported
 // through `flags` (read with the next readback) and contributes 0.
-#include "lib/rows.wgsl"
+#include "lib/rows_{{ROWS}}.wgsl"
 
 struct Params { rows: u32, n: u32, has_mask: u32, ignore_index: i32, check: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -16,6 +16,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         @builtin(local_invocation_index) lid: u32) {
   let r = row_index(wg, nwg, lid);
   if (r >= p.rows) { return; }
+  let lane = lane_index(lid);
+  // The row's reductions run before any branch on its label: with a workgroup
+  // per row they hold barriers, which need every lane.
+  let base = r * p.n;
+  var m = NEG_INF;
+  for (var i = lane; i < p.n; i += LANES) { m = max(m, x[base + i]); }
+  m = row_max(m, lane);
+  var s = 0.0;
+  for (var i = lane; i < p.n; i += LANES) { s += exp(x[base + i] - m); }
+  s = row_sum(s, lane);
+  if (lane != 0u) { return; }
   let label = labels[r];
   var w = 1.0;
   if (p.has_mask != 0u) { w = mask[r]; }
@@ -26,10 +37,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     loss[r] = 0.0;
     return;
   }
-  let base = r * p.n;
-  var m = NEG_INF;
-  for (var i = 0u; i < p.n; i++) { m = max(m, x[base + i]); }
-  var s = 0.0;
-  for (var i = 0u; i < p.n; i++) { s += exp(x[base + i] - m); }
   loss[r] = w * (m + log(s) - x[base + u32(label)]);
 }

@@ -1,5 +1,5 @@
 // dL/dlogits of cross_entropy.wgsl: g[r] * mask[r] * (softmax(x[r]) - onehot(label[r])).
-#include "lib/rows.wgsl"
+#include "lib/rows_{{ROWS}}.wgsl"
 
 struct Params { rows: u32, n: u32, has_mask: u32, ignore_index: i32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -14,20 +14,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         @builtin(local_invocation_index) lid: u32) {
   let r = row_index(wg, nwg, lid);
   if (r >= p.rows) { return; }
+  let lane = lane_index(lid);
   let base = r * p.n;
+  var m = NEG_INF;
+  for (var i = lane; i < p.n; i += LANES) { m = max(m, x[base + i]); }
+  m = row_max(m, lane);
+  var s = 0.0;
+  for (var i = lane; i < p.n; i += LANES) { s += exp(x[base + i] - m); }
+  s = row_sum(s, lane);
   let label = labels[r];
   var w = g[r];
   if (p.has_mask != 0u) { w *= mask[r]; }
   if (label == p.ignore_index || label < 0 || u32(label) >= p.n || w == 0.0) {
-    for (var i = 0u; i < p.n; i++) { dx[base + i] = 0.0; }
+    for (var i = lane; i < p.n; i += LANES) { dx[base + i] = 0.0; }
     return;
   }
-  var m = NEG_INF;
-  for (var i = 0u; i < p.n; i++) { m = max(m, x[base + i]); }
-  var s = 0.0;
-  for (var i = 0u; i < p.n; i++) { s += exp(x[base + i] - m); }
   let inv = 1.0 / s;
-  for (var i = 0u; i < p.n; i++) {
+  for (var i = lane; i < p.n; i += LANES) {
     dx[base + i] = w * (exp(x[base + i] - m) * inv - select(0.0, 1.0, i == u32(label)));
   }
 }

@@ -1,6 +1,6 @@
 // Sum (MAX = false) or max (MAX = true) over the middle axis of a contiguous
-// [outer, n, inner] view; one invocation per output element.
-#include "lib/rows.wgsl"
+// [outer, n, inner] view; one row (invocation or workgroup) per output element.
+#include "lib/rows_{{ROWS}}.wgsl"
 
 struct Params { outer: u32, n: u32, inner: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -12,14 +12,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         @builtin(local_invocation_index) lid: u32) {
   let k = row_index(wg, nwg, lid);
   if (k >= p.outer * p.inner) { return; }
+  let lane = lane_index(lid);
   let o = k / p.inner;
   let i = k % p.inner;
   let base = o * p.n * p.inner + i;
   var acc = 0.0;
   if ({{MAX}}) { acc = NEG_INF; }
-  for (var j = 0u; j < p.n; j++) {
+  for (var j = lane; j < p.n; j += LANES) {
     let v = x[base + j * p.inner];
     if ({{MAX}}) { acc = max(acc, v); } else { acc += v; }
   }
-  out[k] = acc;
+  if ({{MAX}}) { acc = row_max(acc, lane); } else { acc = row_sum(acc, lane); }
+  if (lane == 0u) { out[k] = acc; }
 }

@@ -1,5 +1,5 @@
 // Softmax (LOG = false) or log-softmax (LOG = true) over the last axis.
-#include "lib/rows.wgsl"
+#include "lib/rows_{{ROWS}}.wgsl"
 
 struct Params { rows: u32, n: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -11,16 +11,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         @builtin(local_invocation_index) lid: u32) {
   let r = row_index(wg, nwg, lid);
   if (r >= p.rows) { return; }
+  let lane = lane_index(lid);
   let base = r * p.n;
   var m = NEG_INF;
-  for (var i = 0u; i < p.n; i++) { m = max(m, x[base + i]); }
+  for (var i = lane; i < p.n; i += LANES) { m = max(m, x[base + i]); }
+  m = row_max(m, lane);
   var s = 0.0;
-  for (var i = 0u; i < p.n; i++) { s += exp(x[base + i] - m); }
+  for (var i = lane; i < p.n; i += LANES) { s += exp(x[base + i] - m); }
+  s = row_sum(s, lane);
   if ({{LOG}}) {
     let lse = m + log(s);
-    for (var i = 0u; i < p.n; i++) { out[base + i] = x[base + i] - lse; }
+    for (var i = lane; i < p.n; i += LANES) { out[base + i] = x[base + i] - lse; }
   } else {
     let inv = 1.0 / s;
-    for (var i = 0u; i < p.n; i++) { out[base + i] = exp(x[base + i] - m) * inv; }
+    for (var i = lane; i < p.n; i += LANES) { out[base + i] = exp(x[base + i] - m) * inv; }
   }
 }

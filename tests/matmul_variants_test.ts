@@ -7,6 +7,7 @@
 import * as E from "../mod.ts";
 import { useMatmulKernel } from "../src/tensor/impl/matmul.ts";
 import { laneLayouts, matmulVariants } from "../src/tensor/matmul_plan.ts";
+import { GPU_TILES, planGpuMatmul } from "../src/tensor/matmul_gpu_plan.ts";
 import { type MatmulVariant, matmulVariantName } from "../src/tensor/matmul_wgsl.ts";
 import * as R from "./support/reference.ts";
 import { assertClose } from "./support/assert.ts";
@@ -19,7 +20,7 @@ const SIZES: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [65, 129, 33], 
   1100,
 ]];
 
-for (const kind of ["tiled", "tiled128", "reference", "blocked"] as const) {
+for (const kind of ["gpu", "tiled", "tiled128", "reference", "blocked"] as const) {
   Deno.test(`matmul kernel "${kind}" matches float64 for every transpose, odd sizes and tall K`, async () => {
     useMatmulKernel(kind);
     try {
@@ -91,4 +92,64 @@ Deno.test("every blocked variant the plan can pick matches float64", async () =>
   } finally {
     useMatmulKernel("auto");
   }
+});
+
+// The hardware GPU's vec4 tiles: partial tiles, split-K (a short wide product
+// with a long k), exact tiles (the variant without bounds checks), a batch
+// with one shared B; every transpose case, with and without prefetch.
+Deno.test("every GPU tile matches float64, with and without prefetch", async () => {
+  try {
+    for (const base of GPU_TILES) {
+      for (const prefetch of [true, false]) {
+        const tile = { ...base, prefetch };
+        useMatmulKernel({ gpu: tile });
+        const sizes: [number, number, number, number, boolean][] = [
+          [tile.BM + 4, tile.BN + 8, 36, 2, false],
+          [8, 12, 1028, 1, false],
+          [tile.BM, tile.BN, 2 * tile.BK, 1, false],
+          [12, 20, 44, 3, true],
+        ];
+        for (const [M, N, K, batch, shareB] of sizes) {
+          for (const transA of [false, true]) {
+            for (const transB of [false, true]) {
+              const a = R.randn(batch * M * K, r);
+              const b = R.randn((shareB ? 1 : batch) * K * N, r);
+              const bShape = transB ? [N, K] : [K, N];
+              const got = E.matmul(
+                E.tensor(a, transA ? [batch, K, M] : [batch, M, K]),
+                E.tensor(b, shareB ? bShape : [batch, ...bShape]),
+                { transA, transB },
+              );
+              const want = R.matmul(a, b, batch, M, N, K, transA, transB, false, shareB);
+              assertClose(await got.data(), want, {
+                what: `GPU tile ${JSON.stringify(tile)} ${M}x${N}x${K} ${transA} ${transB} ` +
+                  `batch ${batch}${shareB ? " shared B" : ""}`,
+                rtol: 1e-4,
+                atol: 1e-4,
+              });
+            }
+          }
+        }
+      }
+    }
+  } finally {
+    useMatmulKernel("auto");
+  }
+});
+
+Deno.test("the GPU plan splits k when tiles are few, and takes exact tiles without bounds checks", () => {
+  const limits = { maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupStorageSize: 49152 };
+  const d = (M: number, N: number, K: number) => ({ M, N, K, batch: 1, strideA: 0, strideB: 0 });
+  const big = planGpuMatmul(d(4096, 4096, 4096), false, false, limits)!;
+  if (big.splits !== 1 || !big.variant.aligned || big.variant.BM !== 128) {
+    throw new Error(`4096³: ${JSON.stringify(big)}`);
+  }
+  const dW = planGpuMatmul(d(256, 256, 4096), true, false, limits)!;
+  if (dW.splits < 2 || dW.workgroups[2] !== dW.splits) throw new Error(`dW: ${JSON.stringify(dW)}`);
+  if (planGpuMatmul(d(5, 7, 9), false, false, limits) !== null) {
+    throw new Error("N % 4 != 0 must fall back to scalar loads");
+  }
+  const small = { maxComputeInvocationsPerWorkgroup: 128, maxComputeWorkgroupStorageSize: 16384 };
+  const v = planGpuMatmul(d(4096, 4096, 4096), false, false, small);
+  if (v !== null) throw new Error(`no tile fits 128 threads: got ${JSON.stringify(v.variant)}`);
 });

@@ -38,20 +38,27 @@ export interface Kernel {
 const shaderRoot = new URL("../../shaders/", import.meta.url);
 const sourceCache = new Map<string, string>();
 
-export function shaderSource(file: string, defines: Defines = {}): string {
+function readShader(file: string): string {
   let src = sourceCache.get(file);
   if (src === undefined) {
-    // WGSL has no include; shared code lives in shaders/lib/.
-    src = Deno.readTextFileSync(new URL(file, shaderRoot)).replace(
-      /^#include "([^"]+)"$/gm,
-      (_, inc: string) => Deno.readTextFileSync(new URL(inc, shaderRoot)),
-    );
+    src = Deno.readTextFileSync(new URL(file, shaderRoot));
     sourceCache.set(file, src);
   }
-  return src.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
-    if (!(name in defines)) throw new Error(`shader ${file}: no value for {{${name}}}`);
-    return String(defines[name]);
-  });
+  return src;
+}
+
+export function shaderSource(file: string, defines: Defines = {}): string {
+  const fill = (text: string) =>
+    text.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
+      if (!(name in defines)) throw new Error(`shader ${file}: no value for {{${name}}}`);
+      return String(defines[name]);
+    });
+  // WGSL has no include; shared code lives in shaders/lib/. An include's path
+  // may name a define ("lib/rows_{{ROWS}}.wgsl" picks a row-kernel flavour).
+  return fill(readShader(file)).replace(
+    /^#include "([^"]+)"$/gm,
+    (_, inc: string) => fill(readShader(inc)),
+  );
 }
 
 /**

@@ -3,21 +3,29 @@ import { contiguousCopy, expectDtype, fail, grid as grid1, launch } from "../lau
 import { numel, Tensor } from "../tensor.ts";
 import { planMatmul } from "../matmul_plan.ts";
 import { matmulKernelSpec, type MatmulVariant } from "../matmul_wgsl.ts";
+import { type GpuTile, planGpuMatmul } from "../matmul_gpu_plan.ts";
+import { gpuMatmulSpec } from "../matmul_gpu_wgsl.ts";
+import { kernelChoice } from "../kernel_choice.ts";
 import { gpu } from "../../gpu/mod.ts";
 
 /**
- * Which kernels run matmuls. "auto": the barrier-free register-blocked ones
- * chosen by planMatmul on a CPU adapter, the workgroup-tiled one on a
- * hardware GPU. "reference": one output per invocation, for tests. A
- * `{ variant, LN }`: that blocked kernel, for tests (it must fit the product).
+ * Which kernels run matmuls. "auto": the adapter kind's (kernel_choice.ts).
+ * "blocked": the barrier-free register-blocked ones chosen by planMatmul (the
+ * CPU adapter's). "gpu": the generated vec4 workgroup-tiled ones chosen by
+ * planGpuMatmul (a hardware GPU's), "tiled"/"tiled128": the scalar-load tiled
+ * kernel they fall back to. "reference": one output per invocation, for
+ * tests. `{ variant, LN }`: that blocked kernel; `{ gpu: tile }`: that GPU
+ * tile (tests and benches; it must fit the product).
  */
 let matmulKernel:
   | "auto"
   | "blocked"
+  | "gpu"
   | "tiled"
   | "tiled128"
   | "reference"
-  | { variant: MatmulVariant; LN: number } = "auto";
+  | { variant: MatmulVariant; LN: number }
+  | { gpu: GpuTile } = "auto";
 export function useMatmulKernel(k: typeof matmulKernel): void {
   matmulKernel = k;
 }
@@ -83,13 +91,42 @@ export function matmul(
   };
   const [ad, strideA] = operand(a, batchA, a.shape[a.ndim - 2], a.shape[a.ndim - 1]);
   const [bd, strideB] = operand(b, batchB, b.shape[b.ndim - 2], b.shape[b.ndim - 1]);
-  const forced = typeof matmulKernel === "object" ? matmulKernel : undefined;
-  const kind = forced
+  const forced = typeof matmulKernel === "object" && "variant" in matmulKernel
+    ? matmulKernel
+    : undefined;
+  const forcedTile = typeof matmulKernel === "object" && "gpu" in matmulKernel
+    ? matmulKernel.gpu
+    : undefined;
+  let kind = forced
     ? "blocked"
+    : forcedTile
+    ? "gpu"
     : matmulKernel === "auto"
-    ? (gpu().info.software ? "blocked" : "tiled")
+    ? kernelChoice().matmul
     : matmulKernel;
-  if (kind === "tiled" || kind === "tiled128") {
+  if (kind === "gpu") {
+    const limits = gpu().info.adapterLimits;
+    const plan = planGpuMatmul(
+      { M, N, K, batch, strideA, strideB },
+      transA,
+      transB,
+      {
+        maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup ?? 256,
+        maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize ?? 16384,
+      },
+      forcedTile,
+    );
+    if (plan) {
+      withSplits(plan.splits, batch * M * N, (c) => {
+        launch(gpuMatmulSpec(plan.variant), [ad, bd, c], plan.params, plan.workgroups);
+      }, out);
+    } else if (forcedTile) {
+      fail(op, `GPU tile ${JSON.stringify(forcedTile)} does not fit ${M}×${N}×${K}`, a, b);
+    } else kind = "tiled";
+  }
+  if (kind === "gpu") {
+    // done above
+  } else if (kind === "tiled" || kind === "tiled128") {
     tiled(
       ad,
       bd,
@@ -154,15 +191,23 @@ function tiled(
   };
   const grid: [number, number, number] = [Math.ceil(N / tile), Math.ceil(M / tile), batch * splits];
   const params = [M, N, K, batch, strideA, strideB, M * N, splits, kChunk];
-  if (splits === 1) return launch(spec, [a, b, out], params, grid);
-  const partial = Tensor.empty([splits, batch * M * N]);
-  launch(spec, [a, b, partial], params, grid);
+  withSplits(splits, batch * M * N, (c) => launch(spec, [a, b, c], params, grid), out);
+}
+
+/**
+ * Runs `product` into `out`, or, with split-K, into `splits` partial
+ * products that are then summed into `out`.
+ */
+function withSplits(splits: number, size: number, product: (c: Tensor) => void, out: Tensor) {
+  if (splits === 1) return product(out);
+  const partial = Tensor.empty([splits, size]);
+  product(partial);
   const wg = 64;
   launch(
-    { shader: "reduce.wgsl", defines: { MAX: "false" }, constants: { WG: wg } },
+    { shader: "reduce.wgsl", defines: { MAX: "false", ROWS: "invocation" }, constants: { WG: wg } },
     [partial, out],
-    [1, splits, batch * M * N],
-    grid1(batch * M * N, wg),
+    [1, splits, size],
+    grid1(size, wg),
   );
   partial.destroy();
 }

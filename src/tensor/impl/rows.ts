@@ -16,6 +16,28 @@ import {
   withDense,
 } from "../launch.ts";
 import { fmtShape, Tensor } from "../tensor.ts";
+import { kernelChoice } from "../kernel_choice.ts";
+
+/**
+ * Kernels written for both row flavours (shaders/lib/rows_{{ROWS}}.wgsl): one
+ * invocation per row, or one workgroup per row (kernel_choice.ts picks). Each
+ * takes the row length as its second parameter.
+ */
+const FLAVOURED = new Set([
+  "softmax.wgsl",
+  "softmax_backward.wgsl",
+  "cross_entropy.wgsl",
+  "cross_entropy_backward.wgsl",
+  "rmsnorm.wgsl",
+  "rmsnorm_backward_x.wgsl",
+  "reduce.wgsl",
+  "argmax.wgsl",
+]);
+
+/** Lanes of a workgroup-per-row kernel: the row's length up to a power of two, 32 to 256. */
+function rowLanes(n: number): number {
+  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(n, 1)))));
+}
 
 function rowLaunch(
   shader: string,
@@ -24,9 +46,24 @@ function rowLaunch(
   params: number[],
   rows: number,
   writes?: number[],
+  /** One invocation per row whatever the adapter (rows strided in memory: adjacent invocations read adjacent rows). */
+  perInvocation = false,
 ) {
+  if (FLAVOURED.has(shader) && !perInvocation && kernelChoice().rows === "workgroup") {
+    const lanes = rowLanes(params[1]);
+    const d = { ...defines, ROWS: "workgroup", LANES: String(lanes) };
+    launch(
+      { shader, defines: d, constants: { WG: lanes } },
+      bindings,
+      params,
+      grid(rows, 1),
+      writes,
+    );
+    return;
+  }
   const wg = rowWG();
-  launch({ shader, defines, constants: { WG: wg } }, bindings, params, grid(rows, wg), writes);
+  const d = FLAVOURED.has(shader) ? { ...defines, ROWS: "invocation" } : defines;
+  launch({ shader, defines: d, constants: { WG: wg } }, bindings, params, grid(rows, wg), writes);
 }
 
 function lastDim(op: string, t: Tensor): { rows: number; n: number } {
@@ -53,7 +90,15 @@ export function reduce(max: boolean) {
     withDense(
       [x],
       (xd) =>
-        rowLaunch("reduce.wgsl", { MAX: String(max) }, [xd, out], [outer, n, inner], outer * inner),
+        rowLaunch(
+          "reduce.wgsl",
+          { MAX: String(max) },
+          [xd, out],
+          [outer, n, inner],
+          outer * inner,
+          undefined,
+          inner > 1,
+        ),
     );
     return out;
   };
@@ -254,7 +299,7 @@ export function rmsNormBackwardW([x, g]: Tensor[], { eps }: { eps: number }): Te
       params,
       grid(chunks * n, wg),
     );
-    rowLaunch("reduce.wgsl", { MAX: "false" }, [part, out], [1, chunks, n], n);
+    rowLaunch("reduce.wgsl", { MAX: "false" }, [part, out], [1, chunks, n], n, undefined, true);
   });
   rstd.destroy();
   part.destroy();

@@ -1,0 +1,74 @@
+#!/bin/bash
+# The hardware-GPU measurements in one go (issue: hardware GPUs).
+#
+#   bash bench/gpu.sh pack   here: bundles bench/gpu_main.ts (no package cache needed),
+#                            packs the deno binary and Debian's Vulkan loader into .devbin/
+#   bash bench/gpu.sh run    on the GPU machine: the float64 kernel tests with the hardware
+#                            kernel choice, the matmul variants side by side, the
+#                            Qwen2.5-0.5B-shaped student; figures go to $OUT (default ./gpu-out)
+#
+# .devbin/ is ignored by git; the device tool carries it (carry: [".devbin"]).
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+pack() {
+  set -e
+  mkdir -p .devbin/a .devbin/gl
+  deno=$(command -v deno || true)
+  if [ -z "$deno" ]; then
+    deno=$(find / -path '*@deno/linux-x64-glibc/deno' -type f 2>/dev/null | head -1)
+  fi
+  [ -n "$deno" ] || { echo "gpu.sh pack: no deno binary found (npx -y deno@2.9.6 --version first)"; exit 1; }
+  "$deno" bundle -q -o .devbin/a/gpu.js bench/gpu_main.ts
+  [ -f .devbin/deno.xz ] || xz -T2 -6 -c "$deno" >.devbin/deno.xz
+  if ! ls .devbin/gl/libglvnd0_*.deb >/dev/null 2>&1; then
+    mkdir -p /tmp/amd64/partial
+    o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+    apt-get $o update >/dev/null
+    # The Vulkan loader, and the GL dispatch libraries NVIDIA's ICD (libGLX_nvidia) loads.
+    (cd .devbin/gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+  fi
+  du -sh .devbin
+}
+
+run() {
+  out=${OUT:-$root/gpu-out}
+  mkdir -p "$out"
+  log=$out/log.txt
+  exec > >(tee -a "$log") 2>&1
+  date -u
+  for f in .devbin/gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  [ -f "$icd" ] && export VK_DRIVER_FILES=$icd
+  xz -d -c .devbin/deno.xz >/tmp/deno && chmod +x /tmp/deno
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/gpu.csv"
+  nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu,clocks.sm --format=csv,noheader \
+    -lms 500 >"$out/smi.csv" &
+  smi=$!
+  export DENO_DIR=/tmp/deno-dir DENO_WEBGPU_BACKEND=vulkan DENO_NO_UPDATE_CHECK=1
+  d="/tmp/deno run -A --no-config .devbin/a/gpu.js"
+  /tmp/deno eval 'const a = await navigator.gpu.requestAdapter(); console.log(a ? JSON.stringify(a.info) : "no adapter")' |
+    tee "$out/adapter.txt"
+  grep -q "no adapter" "$out/adapter.txt" && exit 1
+
+  echo "== float64 checks of the hardware kernels on this GPU"
+  timeout 150 /tmp/deno test -A --no-config --no-check tests/matmul_variants_test.ts \
+    tests/hardware_kernels_test.ts 2>&1 | grep -E "FAILED|failed|passed|error" | tail -20
+
+  echo "== matmul variants"
+  timeout 200 $d matmul --json | tee "$out/matmul.jsonl"
+
+  echo "== Qwen2.5-0.5B-shaped student"
+  timeout 240 $d model --preset qwen2.5-0.5b --json --train-steps 3 | tee "$out/qwen.jsonl" ||
+    timeout 150 $d model --preset qwen2.5-0.5b --json --train-steps 3 --batch 4 | tee "$out/qwen.jsonl"
+  kill $smi
+  date -u
+}
+
+case "${1:-}" in
+pack) pack ;;
+run) run ;;
+*) echo "usage: bash bench/gpu.sh pack|run" && exit 2 ;;
+esac

@@ -1,0 +1,137 @@
+/**
+ * The hardware-GPU matmul variants side by side in one run, timed with GPU
+ * timestamps: `deno run -A bench/gpu_matmul.ts [--json] [--quick]`. Each
+ * variant is first checked against float64 on a small product in all four
+ * transpose cases; then it is timed at 4096³ and on the products of a
+ * Qwen2.5-0.5B linear layer over 4,096 tokens (forward X·Wᵀ, dX = dY·W,
+ * dW = dYᵀ·X, for the 896 → 896 and 896 → 4,864 projections), and last
+ * the plan's own choice on each. `--quick` uses sizes a CPU adapter finishes.
+ */
+import * as E from "../mod.ts";
+import { useMatmulKernel } from "../src/tensor/impl/matmul.ts";
+import type { GpuTile } from "../src/tensor/matmul_gpu_plan.ts";
+import { matmul as refMatmul } from "../tests/support/reference.ts";
+
+const gpu = await E.initGpu();
+const json = Deno.args.includes("--json");
+const quick = Deno.args.includes("--quick");
+const REPS = quick ? 2 : 10;
+const adapter = gpu.info.description;
+
+const t = (BM: number, BN: number, BK: number, TM: number, TN: number, prefetch = true) => ({
+  BM,
+  BN,
+  BK,
+  TM,
+  TN,
+  prefetch,
+});
+const VARIANTS: GpuTile[] = [
+  t(128, 128, 16, 8, 8),
+  t(128, 128, 16, 8, 8, false),
+  t(128, 128, 8, 8, 8),
+  t(128, 128, 32, 8, 8),
+  t(128, 64, 16, 8, 4),
+  t(64, 128, 16, 4, 8),
+  t(64, 64, 16, 4, 4),
+  t(64, 64, 32, 4, 4),
+  t(128, 256, 16, 8, 16),
+  t(256, 128, 16, 16, 8),
+  t(128, 128, 16, 16, 8),
+  t(128, 128, 16, 8, 16),
+];
+
+function rand(n: number, seed = 1): Float32Array {
+  let s = seed;
+  return Float32Array.from(
+    { length: n },
+    () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5,
+  );
+}
+
+const name = (v: GpuTile | "plan" | "tiled128") =>
+  typeof v === "string" ? v : `${v.BM}x${v.BN}x${v.BK}_t${v.TM}x${v.TN}${v.prefetch ? "_pf" : ""}`;
+
+function emit(row: Record<string, unknown>) {
+  if (json) console.log(JSON.stringify({ adapter, ...row }));
+  else console.log(Object.values(row).join("  "));
+}
+
+/** Max error against float64, relative to the largest reference value. */
+async function check(): Promise<number> {
+  const [M, N, K] = quick ? [68, 132, 40] : [260, 388, 516];
+  let worst = 0;
+  for (const tA of [false, true]) {
+    for (const tB of [false, true]) {
+      const a = rand(M * K, 3), b = rand(K * N, 4);
+      const got = await E.tidy(() =>
+        E.matmul(E.tensor(a, tA ? [K, M] : [M, K]), E.tensor(b, tB ? [N, K] : [K, N]), {
+          transA: tA,
+          transB: tB,
+        })
+      ).data();
+      const want = refMatmul(a, b, 1, M, N, K, tA, tB);
+      let err = 0, scale = 0;
+      for (let i = 0; i < want.length; i++) {
+        err = Math.max(err, Math.abs(got[i] - want[i]));
+        scale = Math.max(scale, Math.abs(want[i]));
+      }
+      worst = Math.max(worst, err / scale);
+    }
+  }
+  return worst;
+}
+
+type Shape = { label: string; M: number; N: number; K: number; tA: boolean; tB: boolean };
+const S = quick ? 256 : 4096;
+const T = quick ? 128 : 4096, D = quick ? 64 : 896, F = quick ? 320 : 4864;
+const SHAPES: Shape[] = [
+  { label: `square ${S}³`, M: S, N: S, K: S, tA: false, tB: false },
+  { label: `q/o proj fwd ${T}x${D}x${D}`, M: T, N: D, K: D, tA: false, tB: true },
+  { label: `q/o proj dX ${T}x${D}x${D}`, M: T, N: D, K: D, tA: false, tB: false },
+  { label: `q/o proj dW ${D}x${D}x${T}`, M: D, N: D, K: T, tA: true, tB: false },
+  { label: `mlp up fwd ${T}x${F}x${D}`, M: T, N: F, K: D, tA: false, tB: true },
+  { label: `mlp down dX ${T}x${D}x${F}`, M: T, N: D, K: F, tA: false, tB: false },
+  { label: `mlp up dW ${F}x${D}x${T}`, M: F, N: D, K: T, tA: true, tB: false },
+];
+
+async function time(s: Shape): Promise<number> {
+  const a = E.keep(E.tensor(rand(s.M * s.K), s.tA ? [s.K, s.M] : [s.M, s.K]));
+  const b = E.keep(E.tensor(rand(s.K * s.N, 2), s.tB ? [s.N, s.K] : [s.K, s.N]));
+  const run = () => void E.matmul(a, b, { transA: s.tA, transB: s.tB });
+  E.tidy(run);
+  await gpu.recorder.sync();
+  gpu.recorder.startProfile();
+  for (let i = 0; i < REPS; i++) E.tidy(run);
+  const rep = await gpu.recorder.stopProfile();
+  a.destroy();
+  b.destroy();
+  return [...rep.values()].reduce((sum, v) => sum + v.ms, 0) / REPS;
+}
+
+for (const v of [...VARIANTS, "tiled128" as const, "plan" as const]) {
+  useMatmulKernel(v === "plan" ? "gpu" : v === "tiled128" ? "tiled128" : { gpu: v });
+  let err: number | string;
+  try {
+    err = typeof v === "object" ? await check() : "";
+  } catch (e) {
+    emit({ variant: name(v), error: String(e).split("\n")[0] });
+    continue;
+  }
+  for (const s of SHAPES) {
+    try {
+      const ms = await time(s);
+      const gflops = 2 * s.M * s.N * s.K / ms / 1e6;
+      emit({
+        variant: name(v),
+        shape: s.label,
+        ms: +ms.toFixed(4),
+        gflops: +gflops.toFixed(1),
+        max_rel_err: typeof err === "number" ? +err.toExponential(2) : null,
+      });
+    } catch (e) {
+      emit({ variant: name(v), shape: s.label, error: String(e).split("\n")[0] });
+    }
+  }
+}
+useMatmulKernel("auto");

@@ -1,0 +1,37 @@
+/**
+ * Which kernel family runs each op on each kind of adapter: the one place
+ * that says so. On the CPU adapter a workgroup runs on one thread and a
+ * barrier costs more than the reuse it buys, so kernels there are
+ * barrier-free and give each invocation a large block of work; a hardware
+ * GPU wants workgroup memory, many threads per row and coalesced loads.
+ */
+import { gpu } from "../gpu/mod.ts";
+
+export type AdapterKind = "software" | "hardware";
+
+export interface KernelChoice {
+  /** matmul: register-blocked (matmul_plan.ts) or workgroup-tiled vec4 (matmul_gpu_plan.ts). */
+  matmul: "blocked" | "gpu";
+  /** Row kernels (softmax, RMSNorm, cross-entropy, row reductions): one invocation or one workgroup per row. */
+  rows: "invocation" | "workgroup";
+}
+
+export const KERNEL_CHOICE: Record<AdapterKind, KernelChoice> = {
+  software: { matmul: "blocked", rows: "invocation" },
+  hardware: { matmul: "gpu", rows: "workgroup" },
+};
+
+let forced: Partial<KernelChoice> = {};
+
+/** Overrides the table's entries for this process (tests run hardware kernels on the CPU adapter). */
+export function forceKernels(choice: Partial<KernelChoice>): void {
+  forced = choice;
+}
+
+export function adapterKind(): AdapterKind {
+  return gpu().info.software ? "software" : "hardware";
+}
+
+export function kernelChoice(): KernelChoice {
+  return { ...KERNEL_CHOICE[adapterKind()], ...forced };
+}

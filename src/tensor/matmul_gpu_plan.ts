@@ -1,0 +1,78 @@
+/**
+ * Picks the hardware-GPU matmul variant (matmul_gpu_wgsl.ts), its split-K
+ * factor and dispatch for C[b] = opA(A[b]) · opB(B[b]). The tile list is in
+ * order of measured speed (docs/gpu-matmul.md): the plan takes the first tile
+ * the adapter's limits allow, and splits k when its tiles leave the GPU idle.
+ */
+import {
+  gpuMatmulFits,
+  type GpuMatmulVariant,
+  gpuSharedBytes,
+  gpuThreads,
+} from "./matmul_gpu_wgsl.ts";
+
+export type GpuTile = Pick<GpuMatmulVariant, "BM" | "BN" | "BK" | "TM" | "TN" | "prefetch">;
+
+/**
+ * Largest first: the plan takes the first that gives GPU_FILL workgroups
+ * (the first measurement on an H200 replaces this guess).
+ */
+export const GPU_TILES: GpuTile[] = [
+  { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, prefetch: true },
+  { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, prefetch: true },
+  { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, prefetch: true },
+];
+
+/** Workgroups that keep a large GPU busy (2 per SM on a 132-SM H100/H200); fewer get split-K. */
+export const GPU_FILL = 264;
+
+export interface GpuMatmulPlan {
+  variant: GpuMatmulVariant;
+  workgroups: [number, number, number];
+  /** k split over this many partial products (1: none). */
+  splits: number;
+  params: number[];
+}
+
+export interface GpuLimits {
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupStorageSize: number;
+}
+
+/**
+ * The plan, or null when no variant takes these sizes (N, or the vec4 axis of
+ * an operand, not a multiple of 4): the caller falls back to scalar loads.
+ */
+export function planGpuMatmul(
+  d: { M: number; N: number; K: number; batch: number; strideA: number; strideB: number },
+  tA: boolean,
+  tB: boolean,
+  limits: GpuLimits,
+  force?: GpuTile,
+): GpuMatmulPlan | null {
+  const { M, N, K, batch } = d;
+  const usable = (force ? [force] : GPU_TILES).map((t) => ({ ...t, tA, tB, aligned: false }))
+    .filter((v) =>
+      gpuThreads(v) <= limits.maxComputeInvocationsPerWorkgroup &&
+      gpuSharedBytes(v) <= limits.maxComputeWorkgroupStorageSize && gpuMatmulFits(v, d)
+    );
+  if (usable.length === 0) return null;
+  const tiles = (v: GpuMatmulVariant) => Math.ceil(M / v.BM) * Math.ceil(N / v.BN) * batch;
+  const v = usable.find((v) => tiles(v) >= GPU_FILL) ?? usable[usable.length - 1];
+  const n = tiles(v);
+  let splits = Math.max(
+    1,
+    Math.min(Math.floor(GPU_FILL / n), Math.floor(K / 256), Math.floor(65535 / batch)),
+  );
+  let kChunk = Math.ceil(K / splits / v.BK) * v.BK;
+  splits = Math.ceil(K / kChunk);
+  if (splits === 1) kChunk = K;
+  const aligned = M % v.BM === 0 && N % v.BN === 0 && K % v.BK === 0 && K % kChunk === 0 &&
+    kChunk % v.BK === 0;
+  return {
+    variant: { ...v, aligned },
+    workgroups: [Math.ceil(N / v.BN), Math.ceil(M / v.BM), batch * splits],
+    splits,
+    params: [M, N, K, batch, d.strideA, d.strideB, M * N, splits, kChunk],
+  };
+}
