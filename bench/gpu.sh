@@ -33,6 +33,7 @@ pack() {
 }
 
 run() {
+  set -o pipefail
   out=${OUT:-$root/gpu-out}
   mkdir -p "$out"
   log=$out/log.txt

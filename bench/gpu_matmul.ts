@@ -5,7 +5,9 @@
  * transpose cases; then it is timed at 4096³ and on the products of a
  * Qwen2.5-0.5B linear layer over 4,096 tokens (forward X·Wᵀ, dX = dY·W,
  * dW = dYᵀ·X, for the 896 → 896 and 896 → 4,864 projections), and last
- * the plan's own choice on each. `--quick` uses sizes a CPU adapter finishes.
+ * the plan's own choice on each. Each product runs 0.3 s untimed (the GPU
+ * clock ramps up under load), then as many times as fill 0.3 s of GPU time.
+ * `--quick` uses sizes a CPU adapter finishes.
  */
 import * as E from "../mod.ts";
 import { useMatmulKernel } from "../src/tensor/impl/matmul.ts";
@@ -15,7 +17,6 @@ import { matmul as refMatmul } from "../tests/support/reference.ts";
 const gpu = await E.initGpu();
 const json = Deno.args.includes("--json");
 const quick = Deno.args.includes("--quick");
-const REPS = quick ? 2 : 10;
 const adapter = gpu.info.description;
 
 const t = (BM: number, BN: number, BK: number, TM: number, TN: number, prefetch = true) => ({
@@ -95,18 +96,34 @@ const SHAPES: Shape[] = [
   { label: `mlp up dW ${F}x${D}x${T}`, M: F, N: D, K: T, tA: true, tB: false },
 ];
 
-async function time(s: Shape): Promise<number> {
+/** Runs `run` until `seconds` of GPU time have passed; GPU milliseconds per run and the count. */
+async function gpuTime(run: () => void, seconds: number): Promise<{ ms: number; reps: number }> {
+  let total = 0, reps = 0, batch = 1;
+  while (reps === 0 || total < seconds * 1000) {
+    gpu.recorder.startProfile();
+    for (let i = 0; i < batch; i++) E.tidy(run);
+    const rep = await gpu.recorder.stopProfile();
+    total += [...rep.values()].reduce((sum, v) => sum + v.ms, 0);
+    reps += batch;
+    batch = Math.min(batch * 2, 64);
+  }
+  return { ms: total / reps, reps };
+}
+
+// The GPU clock ramps up under load: each product first runs WARM seconds untimed.
+const WARM = quick ? 0 : 0.3, TIMED = quick ? 0 : 0.3;
+
+async function time(s: Shape): Promise<{ ms: number; reps: number }> {
   const a = E.keep(E.tensor(rand(s.M * s.K), s.tA ? [s.K, s.M] : [s.M, s.K]));
   const b = E.keep(E.tensor(rand(s.K * s.N, 2), s.tB ? [s.N, s.K] : [s.K, s.N]));
   const run = () => void E.matmul(a, b, { transA: s.tA, transB: s.tB });
   E.tidy(run);
   await gpu.recorder.sync();
-  gpu.recorder.startProfile();
-  for (let i = 0; i < REPS; i++) E.tidy(run);
-  const rep = await gpu.recorder.stopProfile();
+  await gpuTime(run, WARM);
+  const t = await gpuTime(run, TIMED);
   a.destroy();
   b.destroy();
-  return [...rep.values()].reduce((sum, v) => sum + v.ms, 0) / REPS;
+  return t;
 }
 
 for (const v of [...VARIANTS, "tiled128" as const, "plan" as const]) {
@@ -120,12 +137,13 @@ for (const v of [...VARIANTS, "tiled128" as const, "plan" as const]) {
   }
   for (const s of SHAPES) {
     try {
-      const ms = await time(s);
+      const { ms, reps } = await time(s);
       const gflops = 2 * s.M * s.N * s.K / ms / 1e6;
       emit({
         variant: name(v),
         shape: s.label,
         ms: +ms.toFixed(4),
+        reps,
         gflops: +gflops.toFixed(1),
         max_rel_err: typeof err === "number" ? +err.toExponential(2) : null,
       });
