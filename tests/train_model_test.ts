@@ -64,6 +64,24 @@ Deno.test("the LM loss is the mean cross-entropy over completion tokens only", a
   model.destroy();
 });
 
+Deno.test("past the binding limit the LM loss runs over chunks of positions: same loss and gradients", async () => {
+  const batch = lmBatch(examples(3, 4), 32, 0);
+  const run = async (maxLogitBytes?: number) => {
+    const model = CausalLM.init(config, 3);
+    const loss = lmLoss(model, batch, { maxLogitBytes });
+    E.backward(loss);
+    const out = await E.readAll([loss, ...model.parameters().map((p) => p.grad!)]);
+    model.destroy();
+    return out;
+  };
+  const whole = await run();
+  // 5 positions per chunk: chunks that do not divide the batch's B·T.
+  const chunked = await run(5 * config.vocabSize * 4);
+  whole.forEach((w, i) =>
+    assertClose(chunked[i], w, { what: i ? `gradient ${i}` : "loss", rtol: 1e-4, atol: 1e-6 })
+  );
+});
+
 Deno.test("gradient accumulation over two micro-batches equals one step on both", async () => {
   const exs = examples(4, 2);
   // Equal token counts per half, so the mean of means is the overall mean.
