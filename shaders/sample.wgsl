@@ -4,8 +4,8 @@
 // a threshold are kept). Random numbers come from a counter-based hash of
 // (seed, counter, row), so a seed replays exactly with no state on the GPU.
 // Thresholds are found by bisection over the 32-bit order of the floats:
-// 32 passes over the row, with no sorting and no barriers.
-#include "lib/rows.wgsl"
+// 32 passes over the row, with no sorting.
+#include "lib/rows_{{ROWS}}.wgsl"
 
 struct Params {
   rows: u32,
@@ -36,9 +36,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         @builtin(local_invocation_index) lid: u32) {
   let r = row_index(wg, nwg, lid);
   if (r >= p.rows) { return; }
+  let lane = lane_index(lid);
   let base = r * p.n;
   var m = NEG_INF;
-  for (var i = 0u; i < p.n; i++) { m = max(m, x[base + i]); }
+  for (var i = lane; i < p.n; i += LANES) { m = max(m, x[base + i]); }
+  m = row_max(m, lane);
 
   // Top-k: the largest key t with at least k entries >= t.
   var k_min = 0u;
@@ -47,18 +49,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var hi = 0xffffffffu;
     while (lo < hi) {
       let mid = lo + (hi - lo) / 2u + 1u;
-      var c = 0u;
-      for (var i = 0u; i < p.n; i++) { c += select(0u, 1u, key(x[base + i]) >= mid); }
-      if (c >= p.top_k) { lo = mid; } else { hi = mid - 1u; }
+      var c = 0.0;
+      for (var i = lane; i < p.n; i += LANES) { c += select(0.0, 1.0, key(x[base + i]) >= mid); }
+      c = row_sum(c, lane);
+      if (c >= f32(p.top_k)) { lo = mid; } else { hi = mid - 1u; }
     }
     k_min = lo;
   }
 
   var total = 0.0;
-  for (var i = 0u; i < p.n; i++) {
+  for (var i = lane; i < p.n; i += LANES) {
     let v = x[base + i];
     if (key(v) >= k_min) { total += exp((v - m) * p.inv_temp); }
   }
+  total = row_sum(total, lane);
 
   // Top-p: the largest key t whose entries >= t hold at least top_p of the mass.
   if (p.top_p < 1.0) {
@@ -68,32 +72,50 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     while (lo < hi) {
       let mid = lo + (hi - lo) / 2u + 1u;
       var s = 0.0;
-      for (var i = 0u; i < p.n; i++) {
+      for (var i = lane; i < p.n; i += LANES) {
         let v = x[base + i];
         if (key(v) >= mid) { s += exp((v - m) * p.inv_temp); }
       }
+      s = row_sum(s, lane);
       if (s >= goal_mass) { lo = mid; } else { hi = mid - 1u; }
     }
     k_min = lo;
     total = 0.0;
-    for (var i = 0u; i < p.n; i++) {
+    for (var i = lane; i < p.n; i += LANES) {
       let v = x[base + i];
       if (key(v) >= k_min) { total += exp((v - m) * p.inv_temp); }
     }
+    total = row_sum(total, lane);
   }
 
+  // The draw walks the kept mass in index order: each lane owns a contiguous
+  // chunk, starts from the mass of the chunks before it, and the first index
+  // where the running mass passes the goal wins (the last kept index if
+  // rounding never lets it pass).
   let h = pcg(pcg(pcg(p.seed) ^ p.counter) ^ r);
   let u = f32(h >> 8u) * (1.0 / 16777216.0);
   let goal = u * total;
-  var acc = 0.0;
-  var pick = -1;
-  for (var i = 0u; i < p.n; i++) {
+  let chunk = (p.n + LANES - 1u) / LANES;
+  let start = min(lane * chunk, p.n);
+  let end = min(start + chunk, p.n);
+  var mass = 0.0;
+  var last = 0u;
+  for (var i = start; i < end; i++) {
     let v = x[base + i];
-    if (key(v) >= k_min) {
-      pick = i32(i);
-      acc += exp((v - m) * p.inv_temp);
-      if (acc > goal) { break; }
+    if (key(v) >= k_min) { mass += exp((v - m) * p.inv_temp); last = i + 1u; }
+  }
+  var acc = lanes_before(mass, lane);
+  var pick = 0xffffffffu;
+  if (acc + mass > goal) {
+    for (var i = start; i < end; i++) {
+      let v = x[base + i];
+      if (key(v) >= k_min) {
+        acc += exp((v - m) * p.inv_temp);
+        if (acc > goal) { pick = i; break; }
+      }
     }
   }
-  out[r] = pick;
+  pick = row_min_u32(pick, lane);
+  last = row_max_u32(last, lane);
+  if (lane == 0u) { out[r] = select(i32(pick), i32(last) - 1, pick == 0xffffffffu); }
 }

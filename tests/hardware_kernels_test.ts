@@ -2,7 +2,7 @@
  * The hardware GPU's kernel choice (kernel_choice.ts: workgroup-per-row row
  * kernels, vec4 workgroup-tiled matmuls) run on whatever adapter this is,
  * through the same float64 and finite-difference checks as the CPU adapter's
- * kernels: ops_test.ts and grad_test.ts are imported with the choice forced,
+ * kernels: ops_test.ts, grad_test.ts and sample_test.ts are imported with the choice forced,
  * so their tests run twice, once per flavour (a failure here names the file
  * the test was written in).
  */
@@ -11,3 +11,4 @@ import { forceKernels } from "../src/tensor/kernel_choice.ts";
 forceKernels({ rows: "workgroup", matmul: "gpu" });
 await import("./ops_test.ts");
 await import("./grad_test.ts");
+await import("./sample_test.ts");

@@ -75,3 +75,33 @@ Deno.test("the same seed and counter replay the same tokens; another counter doe
   assert.deepEqual(a, b);
   assert.notDeepEqual(a, c);
 });
+
+Deno.test("a long row (many elements per lane) samples its distribution, with top-k and top-p too", async () => {
+  // Mass on a few tokens spread over 777 (a vocabulary-sized row in miniature).
+  const n = 777, at = [3, 200, 401, 650, 776], logit = [1.0, 2.0, 2.5, 1.5, 0.5];
+  const row = new Array(n).fill(-20);
+  at.forEach((i, j) => (row[i] = logit[j]));
+  const rows = 4000;
+  const x = E.expand(E.tensor(row, [1, n]), [rows, n]);
+  const cases: [E.SampleOptions, number[]][] = [
+    [{ seed: 3 }, at],
+    [{ seed: 4, topK: 3 }, [200, 401, 650]],
+    [{ seed: 5, topP: 0.6 }, [200, 401]],
+  ];
+  for (const [opts, kept] of cases) {
+    const ids = await E.sample(x, opts).data();
+    const z = softmaxRow(kept.map((i) => row[i]));
+    // Outside the kept tokens only the -20 logits remain: about 1e-9 of the mass each.
+    const tail = opts.topK || opts.topP ? 0 : (n - at.length) * Math.exp(-20) / 10;
+    const counts = new Map<number, number>();
+    for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
+    for (const [id, c] of counts) {
+      assert.ok(kept.includes(id) || c <= rows * tail + 3, `${JSON.stringify(opts)}: drew ${id}`);
+    }
+    kept.forEach((id, j) => {
+      const f = (counts.get(id) ?? 0) / rows, p = z[j];
+      const se = Math.sqrt(p * (1 - p) / rows);
+      assert.ok(Math.abs(f - p) <= 5 * se, `${JSON.stringify(opts)} token ${id}: ${f} vs ${p}`);
+    });
+  }
+});

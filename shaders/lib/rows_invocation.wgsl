@@ -14,3 +14,7 @@ fn row_sum(v: f32, lane: u32) -> f32 { return v; }
 fn row_max(v: f32, lane: u32) -> f32 { return v; }
 // (value, index) of the largest value; the lowest index on ties.
 fn row_argmax(v: f32, i: u32, lane: u32) -> u32 { return i; }
+fn row_min_u32(v: u32, lane: u32) -> u32 { return v; }
+fn row_max_u32(v: u32, lane: u32) -> u32 { return v; }
+// Sum of the values of the lanes before this one (none here).
+fn lanes_before(v: f32, lane: u32) -> f32 { return 0.0; }

@@ -2,6 +2,8 @@
 // lane l takes elements l, l + LANES, ... (coalesced), and the partial
 // results meet in a tree reduction through workgroup memory. Call the
 // reductions from uniform control flow: every lane of the row, every time.
+// Results are read with workgroupUniformLoad, so a kernel may branch and
+// loop on them (the sampler's bisection) and still call the next reduction.
 override WG: u32 = {{LANES}}u;
 const LANES = {{LANES}}u;
 const NEG_INF = -3.4028234663852886e38;
@@ -21,7 +23,7 @@ fn row_sum(v: f32, lane: u32) -> f32 {
     if (lane < s) { red_v[lane] += red_v[lane + s]; }
     workgroupBarrier();
   }
-  let total = red_v[0];
+  let total = workgroupUniformLoad(&red_v[0]);
   workgroupBarrier();
   return total;
 }
@@ -33,7 +35,7 @@ fn row_max(v: f32, lane: u32) -> f32 {
     if (lane < s) { red_v[lane] = max(red_v[lane], red_v[lane + s]); }
     workgroupBarrier();
   }
-  let m = red_v[0];
+  let m = workgroupUniformLoad(&red_v[0]);
   workgroupBarrier();
   return m;
 }
@@ -54,7 +56,41 @@ fn row_argmax(v: f32, i: u32, lane: u32) -> u32 {
     }
     workgroupBarrier();
   }
-  let best = red_i[0];
+  let best = workgroupUniformLoad(&red_i[0]);
   workgroupBarrier();
   return best;
+}
+
+fn row_min_u32(v: u32, lane: u32) -> u32 {
+  red_i[lane] = v;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red_i[lane] = min(red_i[lane], red_i[lane + s]); }
+    workgroupBarrier();
+  }
+  let r = workgroupUniformLoad(&red_i[0]);
+  workgroupBarrier();
+  return r;
+}
+
+fn row_max_u32(v: u32, lane: u32) -> u32 {
+  red_i[lane] = v;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red_i[lane] = max(red_i[lane], red_i[lane + s]); }
+    workgroupBarrier();
+  }
+  let r = workgroupUniformLoad(&red_i[0]);
+  workgroupBarrier();
+  return r;
+}
+
+// Sum of the values of the lanes before this one (an exclusive prefix sum).
+fn lanes_before(v: f32, lane: u32) -> f32 {
+  red_v[lane] = v;
+  workgroupBarrier();
+  var before = 0.0;
+  for (var j = 0u; j < lane; j++) { before += red_v[j]; }
+  workgroupBarrier();
+  return before;
 }

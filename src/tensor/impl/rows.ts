@@ -32,6 +32,7 @@ const FLAVOURED = new Set([
   "rmsnorm_backward_x.wgsl",
   "reduce.wgsl",
   "argmax.wgsl",
+  "sample.wgsl",
 ]);
 
 /** Lanes of a workgroup-per-row kernel: the row's length up to a power of two, 32 to 256. */
