@@ -284,6 +284,26 @@ Deno.test("sft-baselines: the teacher fine-tuned on the SFT data, and equal-comp
   }
   const diffs = (await readJson(`${run}/report.json`)).differences;
   assert.ok("SFT student (equal compute) − SFT student" in diffs);
+  // Each row's compute beyond the SFT student, from the stages' own summaries.
+  const cost = (await readJson(`${run}/report.json`)).methodCompute;
+  const all = await readJson(`${run}/stages.json`);
+  const gen = all["student-generate"].tokensGenerated;
+  assert.deepEqual(cost["SFT student"], { tokensGenerated: 0, tokensTrained: 0, wallSeconds: 0 });
+  assert.equal(cost["PPO student"].tokensGenerated, gen + all.ppo.model.tokensGenerated);
+  assert.equal(
+    cost["PPO student"].tokensTrained,
+    all["reward-train"].tokensTrained + all.ppo.model.tokensTrained,
+  );
+  assert.equal(cost["SFT student (equal compute)"].tokensTrained, eq.tokensTrained);
+  assert.equal(cost["SFT student (equal compute)"].tokensGenerated, gen);
+  assert.equal(
+    cost["fine-tuned teacher pass@1"].tokensTrained,
+    done.teacherSft.tokensTrained,
+  );
+  assert.match(
+    await Deno.readTextFile(`${run}/report.md`),
+    /\| SFT student \(equal compute\) \| [\d,]+ \| [\d,]+ \| [\d.]+ s \|/,
+  );
 });
 
 Deno.test("a logprob reward model from the teacher, and PPO with group advantages", async () => {

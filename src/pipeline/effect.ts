@@ -5,6 +5,7 @@
  * difference from the SFT student paired by question.
  */
 import type { EvalResult } from "../stages/eval.ts";
+import type { Compute } from "../stages/compute.ts";
 import { type MeanSe, meanSe, type PairedDifference, ppoDifferences } from "../stages/paired.ts";
 
 export { meanSe, normalCdf, pairedDifference } from "../stages/paired.ts";
@@ -30,6 +31,8 @@ export function aggregate(results: SeedResult[]): {
   rows: EffectRow[];
   differences: Record<string, PairedDifference>;
   finalKl: EffectRow[];
+  /** Each method row's compute beyond the SFT student, mean over seeds. */
+  compute: Record<string, Compute>;
 } {
   const rowNames = [...new Set(results.flatMap((r) => Object.keys(r.eval.rows)))];
   const row = (name: string, f: (e: EvalResult) => number): EffectRow => {
@@ -47,7 +50,18 @@ export function aggregate(results: SeedResult[]): {
   const differences = ppoDifferences(results.map((r) => r.eval));
   const klNames = [...new Set(results.flatMap((r) => Object.keys(r.eval.finalKl ?? {})))];
   const finalKl = klNames.map((n) => row(n, (e) => e.finalKl?.[n] ?? NaN));
-  return { rows, differences, finalKl };
+  const compute: Record<string, Compute> = {};
+  const computeNames = [...new Set(results.flatMap((r) => Object.keys(r.eval.compute ?? {})))];
+  for (const n of computeNames) {
+    const mean = (k: keyof Compute) =>
+      results.reduce((s, r) => s + (r.eval.compute?.[n]?.[k] ?? NaN), 0) / results.length;
+    compute[n] = {
+      tokensGenerated: mean("tokensGenerated"),
+      tokensTrained: mean("tokensTrained"),
+      wallSeconds: mean("wallSeconds"),
+    };
+  }
+  return { rows, differences, finalKl, compute };
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : "n/a");
@@ -83,6 +97,23 @@ export function effectMarkdown(
       `- ${name}: ${d.mean >= 0 ? "+" : ""}${pct(d.mean)} ± ${pct(d.se)} points ` +
         `(n = ${d.n} questions, z = ${d.z.toFixed(2)}, p = ${d.p.toPrecision(2)}, ${d.test}).`,
     );
+  }
+  const computeRows = Object.entries(agg.compute ?? {});
+  if (computeRows.length) {
+    lines.push(
+      "",
+      "What each row cost beyond the SFT student (mean over seeds; the teacher's samples, labels and SFT are shared):",
+      "",
+      "| row | tokens generated | tokens trained | wall time |",
+      "| --- | ---: | ---: | ---: |",
+    );
+    for (const [name, c] of computeRows) {
+      lines.push(
+        `| ${name} | ${Math.round(c.tokensGenerated).toLocaleString("en")} | ${
+          Math.round(c.tokensTrained).toLocaleString("en")
+        } | ${c.wallSeconds.toFixed(0)} s |`,
+      );
+    }
   }
   if (agg.finalKl.length) {
     lines.push("", "Final KL to the SFT reference (nats per response, last PPO iteration):", "");

@@ -18,6 +18,7 @@ import { ppoDir, type RewardSource } from "./ppo.ts";
 import { classifierMetrics, loadRewardModel, scoreAll, sequenceOf } from "./reward_train.ts";
 import { answerStyle } from "../tasks/arithmetic.ts";
 import { openStudent } from "./student_generate.ts";
+import { type BestOfCost, type Compute, methodCompute } from "./compute.ts";
 
 /** Per-question correctness, by metric name. */
 export type Scores = Record<string, boolean[]>;
@@ -37,6 +38,8 @@ export interface EvalResult {
   /** Parameter counts (teacher: null when it is served over HTTP). */
   params: { teacher: number | null; student: number };
   tokensGenerated: number;
+  /** Each method row's compute beyond the SFT student (compute.ts). */
+  compute: Record<string, Compute>;
 }
 
 /** The index of the highest of the first `n` scores (the first on ties; -1 when there are none). */
@@ -71,6 +74,15 @@ const accuracy = (s: Scores) =>
   Object.fromEntries(
     Object.entries(s).map(([k, v]) => [k, v.filter(Boolean).length / Math.max(v.length, 1)]),
   );
+
+/** The summaries of the stages a method row may have needed. */
+async function stageSummaries(ctx: StageContext) {
+  const out: Record<string, Record<string, unknown> | null> = {};
+  for (const stage of ["student-generate", "reward-train", "ppo", "gkd", "sft-baselines"]) {
+    out[stage] = (await ctx.run.stageDone(stage)) as Record<string, unknown> | null;
+  }
+  return out;
+}
 
 export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalResult> {
   const start = performance.now();
@@ -179,7 +191,10 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
   }
 
   // Best-of-n with the reward model on the SFT student: no RL, the same reward.
+  let bestOfCost: BestOfCost | null = null;
   if (cfg.bestOfN.length && (await latestCheckpoint(ctx, "rm"))) {
+    const bestStart = performance.now();
+    const tokensBefore = tokens;
     const nMax = Math.max(...cfg.bestOfN);
     const student = await openStudent(ctx, cfg.sftSource, opts);
     const samples = byId(
@@ -201,6 +216,12 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
       const picks = groups.map((g, i) => g[bestOf(scores[i], n)]);
       record(`Best-of-${n} (reward model)`, greedyScores(ctx, qs, picks.filter(Boolean)));
     }
+    bestOfCost = {
+      nMax,
+      ns: cfg.bestOfN,
+      tokensGenerated: tokens - tokensBefore,
+      wallSeconds: (performance.now() - bestStart) / 1000,
+    };
   }
 
   // Pseudo-labels against the training questions' gold answers.
@@ -241,6 +262,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     workedShare,
     params,
     tokensGenerated: tokens,
+    compute: methodCompute(await stageSummaries(ctx), bestOfCost, PPO_ROWS),
   };
   await ctx.run.writeJson("eval/results.json", result);
   return { ...result, wallSeconds: (performance.now() - start) / 1000 };

@@ -45,6 +45,7 @@ export async function writeReport(
     pseudoLabels: result?.pseudoLabels ?? null,
     rewardModel: result?.rewardModel ?? null,
     compute: accounts,
+    methodCompute: result?.compute ?? null,
   };
   await ctx.run.writeJson("report.json", report);
 
@@ -108,6 +109,22 @@ export async function writeReport(
           pct(result.rewardModel.accuracy)
         }, ` +
           `AUC ${result.rewardModel.auc.toFixed(3)} (${result.rewardModel.n} responses).`,
+      );
+    }
+  }
+  if (result?.compute) {
+    lines.push(
+      "",
+      "What each row cost beyond the SFT student (the teacher's samples, labels and SFT are shared):",
+      "",
+      "| row | tokens generated | tokens trained | wall time |",
+      "| --- | ---: | ---: | ---: |",
+    );
+    for (const [name, c] of Object.entries(result.compute)) {
+      lines.push(
+        `| ${name} | ${Math.round(c.tokensGenerated).toLocaleString("en")} | ${
+          Math.round(c.tokensTrained).toLocaleString("en")
+        } | ${c.wallSeconds.toFixed(1)} s |`,
       );
     }
   }
