@@ -47,6 +47,10 @@ function fakeEval(sft: boolean[], ppo: boolean[], teacher: number): EvalResult {
     workedShare: {},
     params: { teacher: null, student: 0 },
     tokensGenerated: 0,
+    compute: {
+      "SFT student": { tokensGenerated: 0, tokensTrained: 0, wallSeconds: 0 },
+      "PPO student": { tokensGenerated: 100 * teacher, tokensTrained: 1000, wallSeconds: 10 },
+    },
   };
 }
 
@@ -79,6 +83,9 @@ Deno.test("aggregation across seeds: per-seed values, mean ± SE, and the paired
   ]);
   assert.equal(agg.differences["PPO student pass@8 − SFT student pass@8"].mean, 0);
   assert.deepEqual(agg.finalKl[0].perSeed, [0.5, 0.5, 0.5]);
+  // Compute is the mean over seeds (the fake PPO row generated 100 × the teacher's accuracy).
+  assertClose([agg.compute["PPO student"].tokensGenerated], [80], { atol: 1e-9 });
+  assert.equal(agg.compute["PPO student"].tokensTrained, 1000);
 });
 
 Deno.test("the effect study runs every seed and reward source on tiny inputs", async () => {
