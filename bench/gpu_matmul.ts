@@ -5,12 +5,13 @@
  * transpose cases; then it is timed at 4096³ and on the products of a
  * Qwen2.5-0.5B linear layer over 4,096 tokens (forward X·Wᵀ, dX = dY·W,
  * dW = dYᵀ·X, for the 896 → 896 and 896 → 4,864 projections), and last
- * the plan's own choice on each. Each product runs 0.3 s untimed (the GPU
+ * the plan's own choice on each, and the chosen tile with f16 operands where
+ * the adapter has shader-f16 (f16 storage, f16 compute). Each product runs 0.3 s untimed (the GPU
  * clock ramps up under load), then as many times as fill 0.3 s of GPU time.
  * `--quick` uses sizes a CPU adapter finishes.
  */
 import * as E from "../mod.ts";
-import { useMatmulKernel } from "../src/tensor/impl/matmul.ts";
+import { halfTensor, matmulHalf, useMatmulKernel } from "../src/tensor/impl/matmul.ts";
 import type { GpuTile } from "../src/tensor/matmul_gpu_plan.ts";
 import { matmul as refMatmul } from "../tests/support/reference.ts";
 
@@ -153,3 +154,41 @@ for (const v of [...VARIANTS, "tiled128" as const, "plan" as const]) {
   }
 }
 useMatmulKernel("auto");
+
+// f16 operands on the chosen tile (shader-f16): the error is against float64 of the f32 values
+// before rounding to f16, relative to the largest output.
+if (gpu.info.hasF16) {
+  const tile = VARIANTS[1];
+  const h = (x: Float32Array) => E.keep(halfTensor(new Uint16Array(new Float16Array(x).buffer)));
+  for (const half of ["storage", "compute"] as const) {
+    const [M, N, K] = quick ? [68, 132, 40] : [260, 388, 516];
+    const a = rand(M * K, 3), b = rand(K * N, 4);
+    const [ta, tb] = [h(a), h(b)];
+    const got = await matmulHalf(ta, tb, { M, N, K, half, tile }).data();
+    [ta, tb].forEach((t) => t.destroy());
+    const want = refMatmul(a, b, 1, M, N, K, false, false);
+    let err = 0, scale = 0;
+    want.forEach((w, i) => {
+      err = Math.max(err, Math.abs(got[i] - w));
+      scale = Math.max(scale, Math.abs(w));
+    });
+    for (const s of SHAPES) {
+      const ta = h(rand(s.M * s.K)), tb = h(rand(s.K * s.N, 2));
+      const run = () =>
+        void matmulHalf(ta, tb, { M: s.M, N: s.N, K: s.K, transA: s.tA, transB: s.tB, half, tile });
+      E.tidy(run);
+      await gpu.recorder.sync();
+      await gpuTime(run, WARM);
+      const { ms, reps } = await gpuTime(run, TIMED);
+      [ta, tb].forEach((t) => t.destroy());
+      emit({
+        variant: `${name(tile)}_f16${half}`,
+        shape: s.label,
+        ms: +ms.toFixed(4),
+        reps,
+        gflops: +(2 * s.M * s.N * s.K / ms / 1e6).toFixed(1),
+        max_rel_err: +(err / scale).toExponential(2),
+      });
+    }
+  }
+}

@@ -5,7 +5,7 @@
  * adapter too.
  */
 import * as E from "../mod.ts";
-import { useMatmulKernel } from "../src/tensor/impl/matmul.ts";
+import { halfTensor, matmulHalf, useMatmulKernel } from "../src/tensor/impl/matmul.ts";
 import { laneLayouts, matmulVariants } from "../src/tensor/matmul_plan.ts";
 import { GPU_TILES, planGpuMatmul } from "../src/tensor/matmul_gpu_plan.ts";
 import { type MatmulVariant, matmulVariantName } from "../src/tensor/matmul_wgsl.ts";
@@ -152,4 +152,59 @@ Deno.test("the GPU plan splits k when tiles are few, and takes exact tiles witho
   const small = { maxComputeInvocationsPerWorkgroup: 128, maxComputeWorkgroupStorageSize: 16384 };
   const v = planGpuMatmul(d(4096, 4096, 4096), false, false, small);
   if (v !== null) throw new Error(`no tile fits 128 threads: got ${JSON.stringify(v.variant)}`);
+});
+
+// f16 operands (shader-f16): against float64 on the same f16-rounded inputs, the error measured
+// relative to Σ|a·b| per output. Storage widens to f32 (f32 rounding only); compute rounds each
+// tile's BK products and their sum to f16.
+Deno.test({
+  name: "f16-storage and f16-compute GPU tiles match float64 within their rounding",
+  ignore: !(await E.initGpu({ quiet: true })).info.hasF16,
+  fn: async () => {
+    const [M, N, K] = [36, 44, 72];
+    for (const half of ["storage", "compute"] as const) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = new Float16Array(R.randn(M * K, r));
+          const b = new Float16Array(R.randn(K * N, r));
+          const bits = (h: Float16Array) => halfTensor(new Uint16Array(h.buffer));
+          const got = await matmulHalf(bits(a), bits(b), {
+            M,
+            N,
+            K,
+            transA,
+            transB,
+            half,
+            tile: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, prefetch: true },
+          }).data();
+          const want = R.matmul(
+            Float64Array.from(a),
+            Float64Array.from(b),
+            1,
+            M,
+            N,
+            K,
+            transA,
+            transB,
+          );
+          const mag = R.matmul(
+            Float64Array.from(a, Math.abs),
+            Float64Array.from(b, Math.abs),
+            1,
+            M,
+            N,
+            K,
+            transA,
+            transB,
+          );
+          let worst = 0;
+          want.forEach((w, i) => (worst = Math.max(worst, Math.abs(got[i] - w) / mag[i])));
+          const bound = half === "storage" ? 1e-6 : 2e-3;
+          if (!(worst <= bound)) {
+            throw new Error(`f16 ${half} ${transA} ${transB}: error ${worst} > ${bound}`);
+          }
+        }
+      }
+    }
+  },
 });

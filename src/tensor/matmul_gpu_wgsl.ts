@@ -38,6 +38,13 @@ export type GpuMatmulVariant = {
   aligned: boolean;
   /** Two tile buffers; the next tile's loads are issued before this tile's FMAs. */
   prefetch: boolean;
+  /**
+   * A and B stored as f16 (needs shader-f16). "storage": widened to f32 as
+   * they are loaded, f32 FMAs. "compute": f16 tiles and f16 FMAs, each tile's
+   * BK products summed in f16 and then added to the f32 accumulators (the
+   * f16 rounding covers BK terms, not all of k). Absent: f32.
+   */
+  half?: "storage" | "compute";
 };
 
 /** Threads per workgroup. */
@@ -47,13 +54,13 @@ export function gpuThreads(v: GpuMatmulVariant): number {
 
 /** Bytes of workgroup memory. */
 export function gpuSharedBytes(v: GpuMatmulVariant): number {
-  return (v.prefetch ? 2 : 1) * (v.BM + v.BN) * v.BK * 4;
+  return (v.prefetch ? 2 : 1) * (v.BM + v.BN) * v.BK * (v.half === "compute" ? 2 : 4);
 }
 
 export function gpuMatmulName(v: GpuMatmulVariant): string {
   return `mmg_${v.tA ? "t" : "n"}${v.tB ? "t" : "n"}_${v.BM}x${v.BN}x${v.BK}_t${v.TM}x${v.TN}${
     v.aligned ? "_al" : ""
-  }${v.prefetch ? "_pf" : ""}`;
+  }${v.prefetch ? "_pf" : ""}${v.half ? `_h16${v.half[0]}` : ""}`;
 }
 
 /** The sizes a variant can take: vec4 global loads and vec4 C stores. */
@@ -92,7 +99,10 @@ function check(v: GpuMatmulVariant) {
 /** The WGSL source of one variant. Pure: the same variant always gives the same text. */
 export function gpuMatmulWgsl(v: GpuMatmulVariant): string {
   check(v);
-  const { BM, BN, BK, TM, TN, tA, tB, aligned, prefetch } = v;
+  const { BM, BN, BK, TM, TN, tA, tB, aligned, prefetch, half } = v;
+  // Element types: in memory (A, B) and in the tiles and inner loop.
+  const mem = half ? "vec4<f16>" : "vec4<f32>";
+  const tile = half === "compute" ? "vec4<f16>" : "vec4<f32>";
   const T = gpuThreads(v);
   const TYN = BM / TM, TXN = BN / TN; // threads along m, along n
   const RI = TM / 4, CJ = TN / 4; // vec4 groups per thread along m, along n
@@ -107,14 +117,17 @@ export function gpuMatmulWgsl(v: GpuMatmulVariant): string {
   }; tile ${BM}x${BN}x${BK}, ${TM}x${TN} per thread, ${T} threads${
     prefetch ? ", prefetched double buffer" : ""
   }${aligned ? ", no bounds checks" : ""}.`);
+  if (half) e(`enable f16;`);
   e(`struct Params { M: u32, N: u32, K: u32, batch: u32, strideA: u32, strideB: u32, strideC: u32, splits: u32, kChunk: u32 }`);
   e(`@group(0) @binding(0) var<uniform> p: Params;`);
-  e(`@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;`);
-  e(`@group(0) @binding(2) var<storage, read> B: array<vec4<f32>>;`);
+  e(`@group(0) @binding(1) var<storage, read> A: array<${mem}>;`);
+  e(`@group(0) @binding(2) var<storage, read> B: array<${mem}>;`);
   e(`@group(0) @binding(3) var<storage, read_write> Cm: array<vec4<f32>>;`);
   const bufs = prefetch ? 2 : 1;
-  e(`var<workgroup> As: array<vec4<f32>, ${AS * bufs}>;`);
-  e(`var<workgroup> Bs: array<vec4<f32>, ${BS * bufs}>;`);
+  e(`var<workgroup> As: array<${tile}, ${AS * bufs}>;`);
+  e(`var<workgroup> Bs: array<${tile}, ${BS * bufs}>;`);
+  e(`fn ldA(i: u32) -> ${tile} { return ${tile}(A[i]); }`);
+  e(`fn ldB(i: u32) -> ${tile} { return ${tile}(B[i]); }`);
   e(``);
   e(`@compute @workgroup_size(${T})`);
   e(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {`);
@@ -129,7 +142,7 @@ export function gpuMatmulWgsl(v: GpuMatmulVariant): string {
   }
 
   // Global loads of one tile into registers ga{l} / gb{l}; zero outside the matrix.
-  const zero = "vec4<f32>(0.0)";
+  const zero = `${tile}(0.0)`;
   const loadA = (k0: string) => {
     for (let l = 0; l < LA; l++) {
       e(`    let ea${l} = lid + ${l * T}u;`);
@@ -141,8 +154,8 @@ export function gpuMatmulWgsl(v: GpuMatmulVariant): string {
         const idx = `(aOff + am${l} * K + ak${l}) / 4u`;
         e(
           aligned
-            ? `    ga${l} = A[${idx}];`
-            : `    ga${l} = select(${zero}, A[min(${idx}, arrayLength(&A) - 1u)], am${l} < M && ak${l} < kEnd);`,
+            ? `    ga${l} = ldA(${idx});`
+            : `    ga${l} = select(${zero}, ldA(min(${idx}, arrayLength(&A) - 1u)), am${l} < M && ak${l} < kEnd);`,
         );
       } else {
         // K x M: vec4 along m
@@ -152,8 +165,8 @@ export function gpuMatmulWgsl(v: GpuMatmulVariant): string {
         const idx = `(aOff + ak${l} * M + am${l}) / 4u`;
         e(
           aligned
-            ? `    ga${l} = A[${idx}];`
-            : `    ga${l} = select(${zero}, A[min(${idx}, arrayLength(&A) - 1u)], am${l} < M && ak${l} < kEnd);`,
+            ? `    ga${l} = ldA(${idx});`
+            : `    ga${l} = select(${zero}, ldA(min(${idx}, arrayLength(&A) - 1u)), am${l} < M && ak${l} < kEnd);`,
         );
       }
     }
@@ -167,8 +180,8 @@ export function gpuMatmulWgsl(v: GpuMatmulVariant): string {
         const idx = `(bOff + bk${l} * N + bn${l}) / 4u`;
         e(
           aligned
-            ? `    gb${l} = B[${idx}];`
-            : `    gb${l} = select(${zero}, B[min(${idx}, arrayLength(&B) - 1u)], bn${l} < N && bk${l} < kEnd);`,
+            ? `    gb${l} = ldB(${idx});`
+            : `    gb${l} = select(${zero}, ldB(min(${idx}, arrayLength(&B) - 1u)), bn${l} < N && bk${l} < kEnd);`,
         );
       } else {
         // N x K: vec4 along k
@@ -178,8 +191,8 @@ export function gpuMatmulWgsl(v: GpuMatmulVariant): string {
         const idx = `(bOff + bn${l} * K + bk${l}) / 4u`;
         e(
           aligned
-            ? `    gb${l} = B[${idx}];`
-            : `    gb${l} = select(${zero}, B[min(${idx}, arrayLength(&B) - 1u)], bn${l} < N && bk${l} < kEnd);`,
+            ? `    gb${l} = ldB(${idx});`
+            : `    gb${l} = select(${zero}, ldB(min(${idx}, arrayLength(&B) - 1u)), bn${l} < N && bk${l} < kEnd);`,
         );
       }
     }
@@ -209,6 +222,13 @@ export function gpuMatmulWgsl(v: GpuMatmulVariant): string {
     }
   };
   const fmas = (as: string, bs: string) => {
+    // f16 compute: this tile's products go to f16 partial sums h*, then to the f32 accumulators.
+    const acc = half === "compute" ? "h" : "c";
+    if (half === "compute") {
+      for (let i = 0; i < RI * 4; i++) {
+        for (let j = 0; j < CJ; j++) e(`    var h${i}_${j} = vec4<f16>(0.0);`);
+      }
+    }
     e(`    for (var k = 0u; k < ${BK}u; k++) {`);
     for (let i = 0; i < RI; i++) {
       e(`      let a${i} = As[${as} + k * ${BM / 4}u + ty + ${i * TYN}u];`);
@@ -219,16 +239,20 @@ export function gpuMatmulWgsl(v: GpuMatmulVariant): string {
     for (let i = 0; i < RI; i++) {
       for (let r = 0; r < 4; r++) {
         for (let j = 0; j < CJ; j++) {
-          e(`      c${4 * i + r}_${j} = fma(vec4<f32>(a${i}.${xyzw[r]}), b${j}, c${
-            4 * i + r
-          }_${j});`);
+          const t = `${acc}${4 * i + r}_${j}`;
+          e(`      ${t} = fma(${tile}(a${i}.${xyzw[r]}), b${j}, ${t});`);
         }
       }
     }
     e(`    }`);
+    if (half === "compute") {
+      for (let i = 0; i < RI * 4; i++) {
+        for (let j = 0; j < CJ; j++) e(`    c${i}_${j} += vec4<f32>(h${i}_${j});`);
+      }
+    }
   };
-  for (let l = 0; l < LA; l++) e(`  var ga${l}: vec4<f32>;`);
-  for (let l = 0; l < LB; l++) e(`  var gb${l}: vec4<f32>;`);
+  for (let l = 0; l < LA; l++) e(`  var ga${l}: ${tile};`);
+  for (let l = 0; l < LB; l++) e(`  var gb${l}: ${tile};`);
   if (!prefetch) {
     e(`  for (var k0 = kBegin; k0 < kEnd; k0 += ${BK}u) {`);
     loadA("k0");

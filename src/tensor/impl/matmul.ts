@@ -6,6 +6,8 @@ import { matmulKernelSpec, type MatmulVariant } from "../matmul_wgsl.ts";
 import { type GpuTile, planGpuMatmul } from "../matmul_gpu_plan.ts";
 import { gpuMatmulSpec } from "../matmul_gpu_wgsl.ts";
 import { kernelChoice } from "../kernel_choice.ts";
+import { tensor } from "../tensor.ts";
+import { OpError } from "../../errors.ts";
 import { gpu } from "../../gpu/mod.ts";
 
 /**
@@ -257,4 +259,60 @@ function broadcastBatch(
 function expandStrides(t: Tensor, tb: readonly number[], batchShape: readonly number[]): number[] {
   const lead = batchShape.length - tb.length;
   return batchShape.map((d, i) => (i < lead || tb[i - lead] !== d ? 0 : t.strides[i - lead]));
+}
+
+/** f16 values (their bits) packed two to an i32 word, as `matmulHalf` reads them. */
+export function halfTensor(bits: Uint16Array): Tensor {
+  const padded = new Uint16Array(bits.length + (bits.length % 2));
+  padded.set(bits);
+  return tensor(new Int32Array(padded.buffer), [padded.length / 2], "i32");
+}
+
+/**
+ * C = opA(A) · opB(B) in f32 from A and B stored as f16 (`halfTensor`: the
+ * engine's tensors are f32 or i32), on a hardware-GPU tile in f16 storage or
+ * f16 compute. For benches and tests of the f16 kernels; needs the adapter's
+ * shader-f16.
+ */
+export function matmulHalf(
+  a: Tensor,
+  b: Tensor,
+  { M, N, K, transA = false, transB = false, half, tile }: {
+    M: number;
+    N: number;
+    K: number;
+    transA?: boolean;
+    transB?: boolean;
+    half: "storage" | "compute";
+    tile?: GpuTile;
+  },
+): Tensor {
+  const op = "matmulHalf";
+  if (!gpu().info.hasF16) throw new OpError(`${op}: this adapter has no shader-f16`);
+  if (2 * a.size < M * K || 2 * b.size < K * N) {
+    throw new OpError(
+      `${op}: A and B hold ${2 * a.size} and ${2 * b.size} halves; want ${M * K} and ${K * N}`,
+    );
+  }
+  const limits = gpu().info.adapterLimits;
+  const plan = planGpuMatmul(
+    { M, N, K, batch: 1, strideA: 0, strideB: 0 },
+    transA,
+    transB,
+    {
+      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup ?? 256,
+      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize ?? 16384,
+    },
+    tile,
+  );
+  if (!plan) {
+    throw new OpError(
+      `${op}: no GPU tile takes ${M}×${N}×${K} (N and the k axes need multiples of 4)`,
+    );
+  }
+  const out = Tensor.empty([M, N]);
+  withSplits(plan.splits, M * N, (c) => {
+    launch(gpuMatmulSpec({ ...plan.variant, half }), [a, b, c], plan.params, plan.workgroups);
+  }, out);
+  return out;
 }
