@@ -2,7 +2,7 @@
 // mask and, per batch row, the keys before key_start[b] (left padding) masked.
 // scores: [B, rows_per_batch, n_keys], where row r of a batch is query
 // t = r % q_len at absolute position q_offset + t.
-#include "lib/rows.wgsl"
+#include "lib/rows_{{ROWS}}.wgsl"
 
 struct Params {
   rows: u32,
@@ -24,6 +24,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         @builtin(local_invocation_index) lid: u32) {
   let r = row_index(wg, nwg, lid);
   if (r >= p.rows) { return; }
+  let lane = lane_index(lid);
   let base = r * p.n;
   let t = (r % p.rows_per_batch) % p.q_len;
   var hi = p.n;
@@ -31,11 +32,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var lo = 0u;
   if (p.has_key_start != 0u) { lo = u32(max(key_start[r / p.rows_per_batch], 0)); }
   var m = NEG_INF;
-  for (var i = lo; i < hi; i++) { m = max(m, p.scale * x[base + i]); }
+  for (var i = lo + lane; i < hi; i += LANES) { m = max(m, p.scale * x[base + i]); }
+  m = row_max(m, lane);
   var s = 0.0;
-  for (var i = lo; i < hi; i++) { s += exp(p.scale * x[base + i] - m); }
+  for (var i = lo + lane; i < hi; i += LANES) { s += exp(p.scale * x[base + i] - m); }
+  s = row_sum(s, lane);
   let inv = select(0.0, 1.0 / s, s > 0.0);
-  for (var i = 0u; i < p.n; i++) {
+  for (var i = lane; i < p.n; i += LANES) {
     var v = 0.0;
     if (i >= lo && i < hi) { v = exp(p.scale * x[base + i] - m) * inv; }
     out[base + i] = v;

@@ -33,6 +33,7 @@ const FLAVOURED = new Set([
   "reduce.wgsl",
   "argmax.wgsl",
   "sample.wgsl",
+  "masked_softmax.wgsl",
 ]);
 
 /** Lanes of a workgroup-per-row kernel: the row's length up to a power of two, 32 to 256. */
