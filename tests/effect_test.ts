@@ -42,7 +42,7 @@ function fakeEval(sft: boolean[], ppo: boolean[], teacher: number): EvalResult {
       "PPO student pass@8": { pass: all },
     },
     pseudoLabels: { all: 0.8, kept: 0.9, keptFraction: 0.5 },
-    rewardModel: { accuracy: 0.7, auc: 0.8, n: 100 },
+    rewardModel: { accuracy: 0.7, auc: 0.8, aucWithinQuestion: 0.6, n: 100 },
     finalKl: { "PPO student": 0.5 },
     workedShare: {},
     params: { teacher: null, student: 0 },

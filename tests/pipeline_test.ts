@@ -204,6 +204,28 @@ Deno.test("reward.responses=teacher trains the reward model on the teacher's res
   assert.equal(only.heldOut.n, both.heldOut.n);
 });
 
+Deno.test("reward.pairs=question trains with same-question pairs; the held-out AUC within a question is reported", async () => {
+  const run = await afterStudentGenerate("rm-question-pairs");
+  const ok = await runToEnd([
+    "reward-train",
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "rm-question-pairs",
+    "--set",
+    "reward.pairs=question",
+    "--set",
+    "reward.pairwiseWeight=1",
+  ]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const held = (await readJson(`${run}/stages.json`))["reward-train"].heldOut;
+  assert.ok(held.n > 0);
+  assert.ok(held.aucWithinQuestion >= 0 && held.aucWithinQuestion <= 1, JSON.stringify(held));
+  const losses = (await readJsonl(`${run}/metrics.jsonl`))
+    .filter((m) => m.stage === "reward-train" && m.name === "loss");
+  assert.ok(losses.length > 0 && losses.every((m) => Number.isFinite(m.value)));
+});
+
 Deno.test("gkd: on-policy distillation from the SFT student, with its own eval row", async () => {
   const run = await afterStudentGenerate("gkd");
   const sets = ["gkd.steps=4", "gkd.lmbda=1", "gkd.batchSize=4", "gkd.checkpointEvery=2"]

@@ -10,6 +10,7 @@ import {
   whiten,
 } from "../src/train/ppo_math.ts";
 import { bceWithLogits, bradleyTerry } from "../src/train/reward_loss.ts";
+import { withinQuestionAuc } from "../src/stages/reward_train.ts";
 import { assertClose } from "./support/assert.ts";
 import "./support/gpu.ts";
 
@@ -87,4 +88,14 @@ Deno.test("pointwise BCE and pairwise Bradley–Terry losses match float64", asy
   ]);
   assertClose([got[0][0], got[1][0]], [bce, bt], { rtol: 1e-5 });
   assert.ok(Number.isFinite(got[0][0]));
+});
+
+Deno.test("the within-question AUC counts only pairs of answers to one question", () => {
+  // q1: positive 0.9 beats both negatives (0.5, 0.95 beats it: 1 of 2); q2: a tie (half);
+  // q3 has no negative and q4 no positive: no pairs. The overall ranking would mix them.
+  const scores = [0.9, 0.5, 0.95, 0.2, 0.2, 3, -3];
+  const labels = [1, 0, 0, 1, 0, 1, 0];
+  const qs = ["q1", "q1", "q1", "q2", "q2", "q3", "q4"];
+  assert.equal(withinQuestionAuc(scores, labels, qs), (1 + 0 + 0.5) / 3);
+  assert.ok(Number.isNaN(withinQuestionAuc([1, 2], [1, 0], ["a", "b"])));
 });

@@ -46,6 +46,10 @@ export function aggregate(results: SeedResult[]): {
     row("training questions kept", (e) => e.pseudoLabels.keptFraction),
     row("reward model held-out accuracy (gold)", (e) => e.rewardModel?.accuracy ?? NaN),
     row("reward model held-out AUC (gold)", (e) => e.rewardModel?.auc ?? NaN),
+    row(
+      "reward model held-out AUC within a question (gold)",
+      (e) => e.rewardModel?.aucWithinQuestion ?? NaN,
+    ),
   ];
   const differences = ppoDifferences(results.map((r) => r.eval));
   const klNames = [...new Set(results.flatMap((r) => Object.keys(r.eval.finalKl ?? {})))];

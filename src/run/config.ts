@@ -153,6 +153,11 @@ export const configSchema = obj({
     warmupSteps: int({ default: 10, min: 0 }),
     weightDecay: num({ default: 0.01, min: 0 }),
     pairwiseWeight: num({ default: 0, min: 0, doc: "weight of the pairwise Bradley-Terry term" }),
+    pairs: oneOf(["random", "question"], {
+      default: "random",
+      doc: "batches pair a positive with a negative at random, or with a negative of the same " +
+        "question (the pairwise term then compares answers to one question)",
+    }),
     balance: bool({ default: true, doc: "batches of half positives, half negatives" }),
     heldOutFraction: num({
       default: 0.2,

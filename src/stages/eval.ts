@@ -30,7 +30,8 @@ export interface EvalResult {
   /** Per-question correctness, for paired comparisons across runs. */
   perQuestion: Record<string, Record<string, boolean[]>>;
   pseudoLabels: { all: number; kept: number; keptFraction: number };
-  rewardModel: { accuracy: number; auc: number; n: number } | null;
+  /** Held-out, against gold; aucWithinQuestion: pairs of answers to the same question only. */
+  rewardModel: { accuracy: number; auc: number; aucWithinQuestion: number; n: number } | null;
   /** Mean per-response KL of each PPO student to the SFT reference, at its last iteration. */
   finalKl: Record<string, number>;
   /** Share of each greedy row's answers that work a calculation before the final answer. */
@@ -249,8 +250,14 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     const m = classifierMetrics(
       held.map((h) => h.score),
       held.map((h) => (sameAnswer(h.answer, gold.get(h.id) ?? null) ? 1 : 0)),
+      held.map((h) => h.id),
     );
-    rewardModel = { accuracy: m.accuracy, auc: m.auc, n: m.n };
+    rewardModel = {
+      accuracy: m.accuracy,
+      auc: m.auc,
+      aucWithinQuestion: m.aucWithinQuestion,
+      n: m.n,
+    };
   }
   const result: EvalResult = {
     questions: qs.length,

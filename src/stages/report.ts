@@ -108,7 +108,10 @@ export async function writeReport(
         `Reward model on held-out responses, against gold correctness: accuracy ${
           pct(result.rewardModel.accuracy)
         }, ` +
-          `AUC ${result.rewardModel.auc.toFixed(3)} (${result.rewardModel.n} responses).`,
+          `AUC ${result.rewardModel.auc.toFixed(3)} (${result.rewardModel.n} responses), ` +
+          `within a question's answers ${
+            (result.rewardModel.aucWithinQuestion ?? NaN).toFixed(3)
+          }.`,
       );
     }
   }

@@ -151,7 +151,38 @@ export function auc(scores: ArrayLike<number>, labels: ArrayLike<number>): numbe
 }
 
 /** Accuracy at logit 0, AUC, and expected calibration error over 10 bins of sigmoid(score). */
-export function classifierMetrics(scores: ArrayLike<number>, labels: ArrayLike<number>) {
+/**
+ * Of the (positive, negative) pairs of responses to the same question, the
+ * share the scores order right (ties half): whether the model tells a
+ * question's answers apart, which the overall AUC mixes with how hard the
+ * question is and how the response is written. NaN without such pairs.
+ */
+export function withinQuestionAuc(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  questions: readonly string[],
+): number {
+  const byQ = new Map<string, { pos: number[]; neg: number[] }>();
+  for (let i = 0; i < scores.length; i++) {
+    let g = byQ.get(questions[i]);
+    if (!g) byQ.set(questions[i], g = { pos: [], neg: [] });
+    (labels[i] ? g.pos : g.neg).push(scores[i]);
+  }
+  let right = 0, pairs = 0;
+  for (const { pos, neg } of byQ.values()) {
+    for (const p of pos) {
+      for (const q of neg) right += p > q ? 1 : p === q ? 0.5 : 0;
+    }
+    pairs += pos.length * neg.length;
+  }
+  return pairs ? right / pairs : NaN;
+}
+
+export function classifierMetrics(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  questions?: readonly string[],
+) {
   const n = scores.length;
   let correct = 0;
   const bins = Array.from({ length: 10 }, () => ({ n: 0, p: 0, y: 0 }));
@@ -170,6 +201,7 @@ export function classifierMetrics(scores: ArrayLike<number>, labels: ArrayLike<n
     auc: auc(scores, labels),
     ece,
     positiveRate: Array.from(labels).reduce((a, b) => a + b, 0) / Math.max(n, 1),
+    aucWithinQuestion: questions ? withinQuestionAuc(scores, labels, questions) : NaN,
   };
 }
 
@@ -230,6 +262,14 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
   const pos = train.filter((r) => r.label === 1);
   const neg = train.filter((r) => r.label === 0);
   if (train.length === 0) throw new EngineError("reward-train: no labelled responses");
+  // Questions with both a positive and a negative response (reward.pairs "question").
+  const byQuestion = new Map<string, { pos: ScoredRow[]; neg: ScoredRow[] }>();
+  for (const row of train) {
+    let g = byQuestion.get(row.id);
+    if (!g) byQuestion.set(row.id, g = { pos: [], neg: [] });
+    (row.label === 1 ? g.pos : g.neg).push(row);
+  }
+  const mixed = [...byQuestion.values()].filter((g) => g.pos.length && g.neg.length);
   const pad = tokenizer.padId ?? 0;
   const trainer = new Trainer(model, {
     lr: cfg.lr,
@@ -256,6 +296,12 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
     const r = rng(ctx.cfg.seed, 5000 + s);
     const pick = (list: ScoredRow[]) => list[Math.floor(r() * list.length)];
     const half = Math.floor(cfg.batchSize / 2);
+    if (cfg.pairs === "question" && mixed.length) {
+      // Each positive beside a negative of the same question: the pairwise term compares them.
+      const half = Math.floor(cfg.batchSize / 2);
+      const qs = Array.from({ length: half }, () => mixed[Math.floor(r() * mixed.length)]);
+      return [...qs.map((q) => pick(q.pos)), ...qs.map((q) => pick(q.neg))];
+    }
     const rows = cfg.balance && pos.length && neg.length
       ? [
         ...Array.from({ length: half }, () => pick(pos)),
@@ -277,7 +323,7 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
       return trainer.trainStep([() => {
         const scores = scorer(...seqsOf(rows));
         let loss = bceWithLogits(scores, E.tensor(rows.map((r) => r.label)));
-        if (cfg.pairwiseWeight > 0 && cfg.balance) {
+        if (cfg.pairwiseWeight > 0 && (cfg.balance || cfg.pairs === "question")) {
           const half = Math.floor(rows.length / 2);
           const bt = bradleyTerry(E.narrow(scores, 0, 0, half), E.narrow(scores, 0, half, half));
           loss = E.add(loss, E.affine(bt, cfg.pairwiseWeight));
@@ -289,7 +335,11 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
   });
   if (logprob) await ctx.run.writeJson(HEAD_FILE, head = await fit(train));
   const scores = await scoreAll(scorerOf(model, head, pad), ...seqsOf(heldOut), 128);
-  const metrics = classifierMetrics(scores, heldOut.map((r) => r.label));
+  const metrics = classifierMetrics(
+    scores,
+    heldOut.map((r) => r.label),
+    heldOut.map((r) => r.id),
+  );
   await ctx.run.writeJson(
     "rm/heldout.json",
     heldOut.map((r, i) => ({
