@@ -2,6 +2,7 @@
 // and 0 where label == ignore_index. A label outside [0, n) is reported
 // through `flags` (read with the next readback) and contributes 0.
 #include "lib/rows_{{ROWS}}.wgsl"
+#include "lib/row_stats.wgsl"
 
 struct Params { rows: u32, n: u32, has_mask: u32, ignore_index: i32, check: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -20,12 +21,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   // The row's reductions run before any branch on its label: with a workgroup
   // per row they hold barriers, which need every lane.
   let base = r * p.n;
-  var m = NEG_INF;
-  for (var i = lane; i < p.n; i += LANES) { m = max(m, x[base + i]); }
-  m = row_max(m, lane);
-  var s = 0.0;
-  for (var i = lane; i < p.n; i += LANES) { s += exp(x[base + i] - m); }
-  s = row_sum(s, lane);
+  let ms = row_max_sumexp(base, p.n, lane);
+  let m = ms.x;
+  let s = ms.y;
   if (lane != 0u) { return; }
   let label = labels[r];
   var w = 1.0;

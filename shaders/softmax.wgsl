@@ -1,5 +1,6 @@
 // Softmax (LOG = false) or log-softmax (LOG = true) over the last axis.
 #include "lib/rows_{{ROWS}}.wgsl"
+#include "lib/row_stats.wgsl"
 
 struct Params { rows: u32, n: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -13,12 +14,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (r >= p.rows) { return; }
   let lane = lane_index(lid);
   let base = r * p.n;
-  var m = NEG_INF;
-  for (var i = lane; i < p.n; i += LANES) { m = max(m, x[base + i]); }
-  m = row_max(m, lane);
-  var s = 0.0;
-  for (var i = lane; i < p.n; i += LANES) { s += exp(x[base + i] - m); }
-  s = row_sum(s, lane);
+  let ms = row_max_sumexp(base, p.n, lane);
+  let m = ms.x;
+  let s = ms.y;
   if ({{LOG}}) {
     let lse = m + log(s);
     for (var i = lane; i < p.n; i += LANES) { out[base + i] = x[base + i] - lse; }
