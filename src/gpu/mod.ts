@@ -69,10 +69,16 @@ export function currentGpu(): Gpu | null {
 }
 
 /**
+ * Pooled bytes a loop whose shapes change every round (PPO's rollouts, GKD's
+ * generated batches) keeps from one round to the next.
+ */
+export const KEEP_POOLED_BYTES = 2 * 2 ** 30;
+
+/**
  * Submits recorded work, then frees pooled buffers beyond `maxFree` bytes (BufferPool.trimTo).
  * For loops whose shapes change every round.
  */
-export function trimPooled(maxFree: number): void {
+export function trimPooled(maxFree = KEEP_POOLED_BYTES): void {
   if (!current) return;
   current.recorder.flush();
   current.pool.trimTo(maxFree);

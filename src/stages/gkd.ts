@@ -5,6 +5,7 @@
  * teacher scores every token of the batch, and the student follows the generalised JSD between
  * the two (`beta`). Skipped when gkd.steps is 0.
  */
+import { trimPooled } from "../gpu/mod.ts";
 import { EngineError } from "../errors.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { generate } from "../generate/generate.ts";
@@ -77,6 +78,8 @@ export async function gkdStage(ctx: StageContext): Promise<StageSummary> {
         () => data[Math.floor(r() * data.length)],
       );
       let examples: Example[] = drawn.map((d) => d.example);
+      // Generated lengths change every step, and with them the pooled buffers' size classes.
+      trimPooled();
       if (r() < cfg.lmbda) {
         onPolicy.add(s);
         const gens = await generate(student, tokenizer, examples.map((e) => e.prompt), {

@@ -45,9 +45,6 @@ interface Rollout extends ScoredRollout {
   lengths: number[];
 }
 
-/** Pooled GPU bytes kept from one PPO iteration to the next. */
-const POOL_KEEP_BYTES = 2 * 2 ** 30;
-
 export type RewardSource = "model" | "pseudo" | "gold" | "vote";
 
 /** Where a reward source's PPO run lives: the method's in ppo/, the baselines beside it. */
@@ -273,7 +270,7 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     state.beta = kl.beta;
     // Rollout lengths differ every iteration, and with them the buffers' size classes: without
     // this, 30 iterations of 256 rollouts pooled 17 GB.
-    trimPooled(POOL_KEEP_BYTES);
+    trimPooled();
     if ((it + 1) % cfg.checkpointEvery === 0 || it + 1 === cfg.iterations) {
       await checkpoint(ctx, rel, m, state);
     }
