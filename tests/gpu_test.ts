@@ -42,7 +42,7 @@ Deno.test("readAll reads many tensors with one GPU wait", async () => {
 Deno.test("the pipeline cache compiles each kernel once", () => {
   const spec = {
     shader: "softmax.wgsl",
-    defines: { LOG: "true" },
+    defines: { LOG: "true", ROWS: "invocation" },
     constants: { WG: 8 },
     bindings: ["read", "rw"] as const,
   };
