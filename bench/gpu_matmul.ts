@@ -20,15 +20,17 @@ const json = Deno.args.includes("--json");
 const quick = Deno.args.includes("--quick");
 const adapter = gpu.info.description;
 
-const t = (BM: number, BN: number, BK: number, TM: number, TN: number, prefetch = true) => ({
-  BM,
-  BN,
-  BK,
-  TM,
-  TN,
-  prefetch,
-});
+const t = (
+  BM: number,
+  BN: number,
+  BK: number,
+  TM: number,
+  TN: number,
+  prefetch = true,
+  swizzle?: number,
+) => ({ BM, BN, BK, TM, TN, prefetch, ...(swizzle ? { swizzle } : {}) });
 const VARIANTS: GpuTile[] = [
+  t(128, 128, 16, 8, 8, false, 8),
   t(128, 128, 16, 8, 8),
   t(128, 128, 16, 8, 8, false),
   t(128, 128, 8, 8, 8),
@@ -52,7 +54,11 @@ function rand(n: number, seed = 1): Float32Array {
 }
 
 const name = (v: GpuTile | "plan" | "tiled128") =>
-  typeof v === "string" ? v : `${v.BM}x${v.BN}x${v.BK}_t${v.TM}x${v.TN}${v.prefetch ? "_pf" : ""}`;
+  typeof v === "string"
+    ? v
+    : `${v.BM}x${v.BN}x${v.BK}_t${v.TM}x${v.TN}${v.prefetch ? "_pf" : ""}${
+      v.swizzle ? `_sw${v.swizzle}` : ""
+    }`;
 
 function emit(row: Record<string, unknown>) {
   if (json) console.log(JSON.stringify({ adapter, ...row }));
@@ -158,7 +164,7 @@ useMatmulKernel("auto");
 // f16 operands on the chosen tile (shader-f16): the error is against float64 of the f32 values
 // before rounding to f16, relative to the largest output.
 if (gpu.info.hasF16) {
-  const tile = VARIANTS[1];
+  const tile = VARIANTS[2];
   const h = (x: Float32Array) => E.keep(halfTensor(new Uint16Array(new Float16Array(x).buffer)));
   for (const half of ["storage", "compute"] as const) {
     const [M, N, K] = quick ? [68, 132, 40] : [260, 388, 516];

@@ -96,10 +96,12 @@ Deno.test("every blocked variant the plan can pick matches float64", async () =>
 
 // The hardware GPU's vec4 tiles: partial tiles, split-K (a short wide product
 // with a long k), exact tiles (the variant without bounds checks), a batch
-// with one shared B; every transpose case, with and without prefetch.
+// with one shared B; every transpose case, with and without prefetch, and
+// with the grouped tile order (3 tile rows a group: groups that do not divide
+// the tile rows).
 Deno.test("every GPU tile matches float64, with and without prefetch", async () => {
   try {
-    for (const base of GPU_TILES) {
+    for (const base of [...GPU_TILES, { ...GPU_TILES[0], swizzle: 3 }]) {
       for (const prefetch of [true, false]) {
         const tile = { ...base, prefetch };
         useMatmulKernel({ gpu: tile });

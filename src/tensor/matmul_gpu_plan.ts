@@ -11,7 +11,9 @@ import {
   gpuThreads,
 } from "./matmul_gpu_wgsl.ts";
 
-export type GpuTile = Pick<GpuMatmulVariant, "BM" | "BN" | "BK" | "TM" | "TN" | "prefetch">;
+export type GpuTile =
+  & Pick<GpuMatmulVariant, "BM" | "BN" | "BK" | "TM" | "TN" | "prefetch">
+  & Pick<GpuMatmulVariant, "swizzle">;
 
 /**
  * Fastest first. On an H200 (2026-11-30) the 128 × 128 tile without prefetch

@@ -45,6 +45,12 @@ export type GpuMatmulVariant = {
    * f16 rounding covers BK terms, not all of k). Absent: f32.
    */
   half?: "storage" | "compute";
+  /**
+   * Workgroups walk the tiles in groups of this many tile rows, column by
+   * column inside a group (Triton's grouped ordering), so that the tiles in
+   * flight share A's and B's panels in L2. Absent: row by row.
+   */
+  swizzle?: number;
 };
 
 /** Threads per workgroup. */
@@ -60,7 +66,9 @@ export function gpuSharedBytes(v: GpuMatmulVariant): number {
 export function gpuMatmulName(v: GpuMatmulVariant): string {
   return `mmg_${v.tA ? "t" : "n"}${v.tB ? "t" : "n"}_${v.BM}x${v.BN}x${v.BK}_t${v.TM}x${v.TN}${
     v.aligned ? "_al" : ""
-  }${v.prefetch ? "_pf" : ""}${v.half ? `_h16${v.half[0]}` : ""}`;
+  }${v.prefetch ? "_pf" : ""}${v.half ? `_h16${v.half[0]}` : ""}${
+    v.swizzle ? `_sw${v.swizzle}` : ""
+  }`;
 }
 
 /** The sizes a variant can take: vec4 global loads and vec4 C stores. */
@@ -130,9 +138,17 @@ export function gpuMatmulWgsl(v: GpuMatmulVariant): string {
   e(`fn ldB(i: u32) -> ${tile} { return ${tile}(B[i]); }`);
   e(``);
   e(`@compute @workgroup_size(${T})`);
-  e(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {`);
+  e(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,`);
+  e(`        @builtin(local_invocation_index) lid: u32) {`);
   e(`  let M = p.M; let N = p.N; let K = p.K;`);
-  e(`  let row0 = wid.y * ${BM}u; let col0 = wid.x * ${BN}u;`);
+  if (v.swizzle) {
+    const G = v.swizzle;
+    e(`  let lin = wid.y * nwg.x + wid.x;`);
+    e(`  let first = (lin / (${G}u * nwg.x)) * ${G}u;`);
+    e(`  let rows = min(nwg.y - first, ${G}u);`);
+    e(`  let within = lin % (${G}u * nwg.x);`);
+    e(`  let row0 = (first + within % rows) * ${BM}u; let col0 = (within / rows) * ${BN}u;`);
+  } else e(`  let row0 = wid.y * ${BM}u; let col0 = wid.x * ${BN}u;`);
   e(`  let bat = wid.z / p.splits; let split = wid.z % p.splits;`);
   e(`  let aOff = bat * p.strideA; let bOff = bat * p.strideB;`);
   e(`  let kBegin = split * p.kChunk; let kEnd = min(K, kBegin + p.kChunk);`);
