@@ -99,36 +99,25 @@ export function matmul(
   const forcedTile = typeof matmulKernel === "object" && "gpu" in matmulKernel
     ? matmulKernel.gpu
     : undefined;
-  let kind = forced
+  const kind = forced
     ? "blocked"
     : forcedTile
     ? "gpu"
     : matmulKernel === "auto"
     ? kernelChoice().matmul
     : matmulKernel;
-  if (kind === "gpu") {
-    const limits = gpu().info.adapterLimits;
-    const plan = planGpuMatmul(
-      { M, N, K, batch, strideA, strideB },
-      transA,
-      transB,
-      {
-        maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup ?? 256,
-        maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize ?? 16384,
-      },
-      forcedTile,
-    );
-    if (plan) {
-      withSplits(plan.splits, batch * M * N, (c) => {
-        launch(gpuMatmulSpec(plan.variant), [ad, bd, c], plan.params, plan.workgroups);
-      }, out);
-    } else if (forcedTile) {
-      fail(op, `GPU tile ${JSON.stringify(forcedTile)} does not fit ${M}×${N}×${K}`, a, b);
-    } else kind = "tiled";
+  // The vec4 GPU tiles take N and the operands' vec4 axes in multiples of 4; else scalar tiles.
+  const gpuPlan = kind === "gpu"
+    ? planGpuMatmul({ M, N, K, batch, strideA, strideB }, transA, transB, gpuLimits(), forcedTile)
+    : null;
+  if (kind === "gpu" && !gpuPlan && forcedTile) {
+    fail(op, `GPU tile ${JSON.stringify(forcedTile)} does not fit ${M}×${N}×${K}`, a, b);
   }
-  if (kind === "gpu") {
-    // done above
-  } else if (kind === "tiled" || kind === "tiled128") {
+  if (gpuPlan) {
+    withSplits(gpuPlan.splits, batch * M * N, (c) => {
+      launch(gpuMatmulSpec(gpuPlan.variant), [ad, bd, c], gpuPlan.params, gpuPlan.workgroups);
+    }, out);
+  } else if (kind === "gpu" || kind === "tiled" || kind === "tiled128") {
     tiled(
       ad,
       bd,
@@ -163,8 +152,20 @@ export function matmul(
   return out;
 }
 
-/** Workgroups that keep a large GPU busy; fewer tiles than this get split-K. */
-const GPU_FILL = 512;
+/** The adapter limits that bound a GPU tile (WebGPU's defaults where it reports none). */
+function gpuLimits() {
+  const limits = gpu().info.adapterLimits;
+  return {
+    maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup ?? 256,
+    maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize ?? 16384,
+  };
+}
+
+/**
+ * Workgroups that keep a large GPU busy in the scalar tiled kernel, fewer of
+ * which get split-K (its own figure: the vec4 tiles use matmul_gpu_plan.ts's).
+ */
+const SCALAR_TILED_FILL = 512;
 
 function tiled(
   a: Tensor,
@@ -183,7 +184,7 @@ function tiled(
   const tiles = Math.ceil(N / tile) * Math.ceil(M / tile) * batch;
   const splits = Math.max(
     1,
-    Math.min(Math.floor(GPU_FILL / tiles), Math.floor(K / 256), Math.floor(65535 / batch)),
+    Math.min(Math.floor(SCALAR_TILED_FILL / tiles), Math.floor(K / 256), Math.floor(65535 / batch)),
   );
   const kChunk = Math.ceil(K / splits / 16) * 16;
   const spec = {
@@ -294,17 +295,8 @@ export function matmulHalf(
       `${op}: A and B hold ${2 * a.size} and ${2 * b.size} halves; want ${M * K} and ${K * N}`,
     );
   }
-  const limits = gpu().info.adapterLimits;
-  const plan = planGpuMatmul(
-    { M, N, K, batch: 1, strideA: 0, strideB: 0 },
-    transA,
-    transB,
-    {
-      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup ?? 256,
-      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize ?? 16384,
-    },
-    tile,
-  );
+  const dims = { M, N, K, batch: 1, strideA: 0, strideB: 0 };
+  const plan = planGpuMatmul(dims, transA, transB, gpuLimits(), tile);
   if (!plan) {
     throw new OpError(
       `${op}: no GPU tile takes ${M}×${N}×${K} (N and the k axes need multiples of 4)`,

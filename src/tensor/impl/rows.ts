@@ -47,10 +47,13 @@ function rowLaunch(
   bindings: Binding[],
   params: number[],
   rows: number,
-  writes?: number[],
-  /** One invocation per row whatever the adapter (rows strided in memory: adjacent invocations read adjacent rows). */
-  perInvocation = false,
+  opts: {
+    writes?: number[];
+    /** One invocation per row whatever the adapter (rows strided in memory: adjacent invocations read adjacent rows). */
+    perInvocation?: boolean;
+  } = {},
 ) {
+  const { writes, perInvocation = false } = opts;
   if (FLAVOURED.has(shader) && !perInvocation && kernelChoice().rows === "workgroup") {
     const lanes = rowLanes(params[1]);
     const d = { ...defines, ROWS: "workgroup", LANES: String(lanes) };
@@ -98,8 +101,7 @@ export function reduce(max: boolean) {
           [xd, out],
           [outer, n, inner],
           outer * inner,
-          undefined,
-          inner > 1,
+          { perInvocation: inner > 1 },
         ),
     );
     return out;
@@ -215,7 +217,7 @@ export function crossEntropy(
       [ld, yd, md, out, flags()],
       [rows, n, mask ? 1 : 0, i32bits(ignoreIndex), check],
       rows,
-      [3, 4],
+      { writes: [3, 4] },
     ));
   return out;
 }
@@ -301,7 +303,9 @@ export function rmsNormBackwardW([x, g]: Tensor[], { eps }: { eps: number }): Te
       params,
       grid(chunks * n, wg),
     );
-    rowLaunch("reduce.wgsl", { MAX: "false" }, [part, out], [1, chunks, n], n, undefined, true);
+    rowLaunch("reduce.wgsl", { MAX: "false" }, [part, out], [1, chunks, n], n, {
+      perInvocation: true,
+    });
   });
   rstd.destroy();
   part.destroy();
