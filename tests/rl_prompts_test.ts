@@ -1,11 +1,12 @@
 /** PPO's prompts: the share of training questions kept out of SFT, at the edge of the student's reach. */
 import assert from "node:assert/strict";
-import { rlQuestionIds } from "../src/stages/context.ts";
+import { arithmeticSettings, rlQuestionIds } from "../src/stages/context.ts";
+import { generateArithmetic } from "../src/tasks/arithmetic.ts";
 import { configSchema } from "../src/run/config.ts";
 import { validate } from "../src/util/schema.ts";
 import type { Question } from "../src/tasks/types.ts";
 import type { ResponseRow } from "../src/run/rows.ts";
-import { edgePrompts, passRates } from "../src/stages/rl_prompts.ts";
+import { edgePrompts, freshPrompts, passRates, promptsInOrder } from "../src/stages/rl_prompts.ts";
 
 const train: Question[] = Array.from({ length: 10 }, (_, i) => ({
   id: `q${i}`,
@@ -52,4 +53,35 @@ Deno.test("passRates and edgePrompts keep the prompts the SFT student sometimes 
   assert.deepEqual(ids(0.25, 0.75), ["q1", "q2", "q4"]);
   assert.deepEqual(ids(0, 1), ["q0", "q1", "q2", "q3", "q4", "q5"]);
   assert.deepEqual(ids(0.9, 0.95), []);
+});
+
+Deno.test("ppo.freshPrompts: new questions, none a training or held-out one, drawn in order without repeats", () => {
+  const cfg = validate(
+    configSchema,
+    { task: { arithmetic: { maxNumber: 5, maxSteps: 1, trainCount: 40, testCount: 20 } } },
+    "test",
+  );
+  const gen = (seed: number, count: number) =>
+    generateArithmetic(arithmeticSettings(cfg, seed, count));
+  const train = gen(cfg.task.arithmetic.trainSeed, 40);
+  const test = gen(cfg.task.arithmetic.testSeed, 20);
+  // Seeding the fresh pool with the training seed must still give no training question.
+  const sameSeed = {
+    ...cfg,
+    task: { ...cfg.task, arithmetic: { ...cfg.task.arithmetic, rlSeed: 1001 } },
+  };
+  for (const c of [cfg, sameSeed]) {
+    const fresh = freshPrompts({ cfg: c, train, test }, 30);
+    assert.equal(fresh.length, 30);
+    const old = new Set([...train, ...test].map((q) => q.prompt));
+    assert.ok(fresh.every((q) => !old.has(q.prompt) && q.id.startsWith("rl-")));
+    assert.equal(new Set(fresh.map((q) => q.prompt)).size, 30);
+  }
+  const pool = ["a", "b", "c", "d", "e"];
+  const drawn = [0, 1].map((it) => promptsInOrder(pool, it, 2, 3));
+  assert.deepEqual(drawn, [["a", "a", "a", "b", "b", "b"], ["c", "c", "c", "d", "d", "d"]]);
+  assert.deepEqual(promptsInOrder(pool, 2, 2, 1), ["e", "a"]);
+  const gsm = { ...cfg, task: { ...cfg.task, kind: "gsm8k" as const } };
+  assert.throws(() => freshPrompts({ cfg: gsm, train, test }, 3), /generated task/);
+  assert.throws(() => freshPrompts({ cfg, train, test }, 100_000), /lower ppo.freshPrompts/);
 });

@@ -53,6 +53,10 @@ export const configSchema = obj({
     arithmetic: obj({
       trainSeed: int({ default: 1001, doc: "generator seed of the training questions" }),
       testSeed: int({ default: 2002, doc: "generator seed of the held-out questions" }),
+      rlSeed: int({
+        default: 4004,
+        doc: "generator seed of PPO's fresh prompts (ppo.freshPrompts)",
+      }),
       trainCount: int({ default: 600, min: 1 }),
       testCount: int({ default: 200, min: 1 }),
       minNumber: int({ default: 1 }),
@@ -191,6 +195,13 @@ export const configSchema = obj({
       max: 0.9,
       doc: "share of the training questions kept out of SFT as PPO's prompts " +
         "(0: PPO samples every training question)",
+    }),
+    freshPrompts: int({
+      default: 0,
+      min: 0,
+      doc: "generated tasks: PPO's prompts are this many new questions (task.arithmetic.rlSeed), " +
+        "none seen by SFT, the teacher or the reward model, drawn in order so that none repeats " +
+        "while iterations x promptsPerIteration <= freshPrompts (0: the training split's promptShare)",
     }),
     minPassRate: num({
       default: 0,

@@ -6,6 +6,7 @@ import { EngineError } from "../errors.ts";
 import type { Config } from "../run/config.ts";
 import { MetricsLog, RunDir } from "../run/run_dir.ts";
 import { Progress } from "../run/progress.ts";
+import type { ArithmeticConfig, ArithmeticOp } from "../tasks/arithmetic.ts";
 import { loadTask } from "../tasks/task.ts";
 import type { Question, Task } from "../tasks/types.ts";
 import { mulberry32 } from "../util/rng.ts";
@@ -42,6 +43,21 @@ export interface StageContext {
   log(message: string): void;
 }
 
+/** The generator settings of the configured arithmetic task, at one seed and count. */
+export function arithmeticSettings(cfg: Config, seed: number, count: number): ArithmeticConfig {
+  const a = cfg.task.arithmetic;
+  return {
+    seed,
+    count,
+    minNumber: a.minNumber,
+    maxNumber: a.maxNumber,
+    minSteps: a.minSteps,
+    maxSteps: a.maxSteps,
+    ops: a.ops as ArithmeticOp[],
+    nonNegative: true,
+  };
+}
+
 export const progressRegistry: Progress[] = [];
 
 export async function makeContext(
@@ -49,16 +65,7 @@ export async function makeContext(
   log = (m: string) => console.error(m),
 ): Promise<StageContext> {
   const t = cfg.task;
-  const arithmetic = (seed: number, count: number) => ({
-    seed,
-    count,
-    minNumber: t.arithmetic.minNumber,
-    maxNumber: t.arithmetic.maxNumber,
-    minSteps: t.arithmetic.minSteps,
-    maxSteps: t.arithmetic.maxSteps,
-    ops: t.arithmetic.ops as ("+" | "-" | "*")[],
-    nonNegative: true,
-  });
+  const arithmetic = (seed: number, count: number) => arithmeticSettings(cfg, seed, count);
   const load = (path: string, limit: number, offset: number, seed: number, count: number) =>
     loadTask(t.kind, {
       path: path || undefined,

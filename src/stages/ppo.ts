@@ -24,7 +24,7 @@ import type { Config } from "../run/config.ts";
 import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
 import type { LabelRow } from "../run/rows.ts";
 import { readLabels, voteScores } from "./label.ts";
-import { edgePrompts, passRates } from "./rl_prompts.ts";
+import { edgePrompts, freshPrompts, passRates, promptsInOrder } from "./rl_prompts.ts";
 import { readStudentRows } from "./student_generate.ts";
 import type { Question } from "../tasks/types.ts";
 import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
@@ -94,6 +94,36 @@ async function promptPool(ctx: StageContext, prompts: Question[]): Promise<Quest
   return pool;
 }
 
+/**
+ * PPO's prompt pool: fresh generated questions when ppo.freshPrompts asks; else the training
+ * split's RL share (with a kept pseudo-label for the pseudo reward), at the student's edge if asked.
+ */
+function rlPrompts(
+  ctx: StageContext,
+  cfg: PpoRunConfig,
+  labels: Map<string, LabelRow>,
+): Promise<Question[]> {
+  if (cfg.freshPrompts > 0) {
+    if (cfg.reward === "pseudo") {
+      throw new EngineError(
+        `ppo: reward "pseudo" needs the teacher's labels, and ppo.freshPrompts questions have none; use rewards model, gold or vote with them`,
+      );
+    }
+    if (cfg.minPassRate > 0 || cfg.maxPassRate < 1) {
+      throw new EngineError(
+        `ppo: ppo.minPassRate/maxPassRate filter by the student's samples of training questions; fresh prompts have none, so set them to 0 and 1 with ppo.freshPrompts`,
+      );
+    }
+    return Promise.resolve(freshPrompts(ctx, cfg.freshPrompts));
+  }
+  const rl = rlQuestionIds(ctx);
+  const prompts = rl.size ? ctx.train.filter((q) => rl.has(q.id)) : ctx.train;
+  return promptPool(
+    ctx,
+    cfg.reward === "pseudo" ? prompts.filter((q) => labels.get(q.id)?.kept) : prompts,
+  );
+}
+
 /** The models, trainers and state of one PPO run, fresh or resumed. */
 interface PpoRunModels {
   policy: CausalLM;
@@ -146,12 +176,14 @@ async function sampleRollout(
   pool: Question[],
   it: number,
 ): Promise<{ qs: Question[]; prompts: number[][]; gens: Generation[] }> {
-  const qs = drawPrompts(
-    pool,
-    cfg.promptsPerIteration,
-    cfg.samplesPerPrompt,
-    rng(ctx.cfg.seed, 9000 + it),
-  );
+  const qs = cfg.freshPrompts > 0
+    ? promptsInOrder(pool, it, cfg.promptsPerIteration, cfg.samplesPerPrompt)
+    : drawPrompts(
+      pool,
+      cfg.promptsPerIteration,
+      cfg.samplesPerPrompt,
+      rng(ctx.cfg.seed, 9000 + it),
+    );
   const prompts = qs.map((q) => m.tokenizer.encode(q.prompt));
   const gens = await generate(m.policy, m.tokenizer, prompts, {
     maxNewTokens: cfg.maxNewTokens,
@@ -231,12 +263,7 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
   const resumed = (await latestCheckpoint(ctx, rel)) !== null;
   const m = await loadRun(ctx, cfg, rel);
   const kl = new AdaptiveKl(m.state.beta, cfg.klTarget, cfg.klHorizon);
-  const rl = rlQuestionIds(ctx);
-  const prompts = rl.size ? ctx.train.filter((q) => rl.has(q.id)) : ctx.train;
-  const pool = await promptPool(
-    ctx,
-    reward === "pseudo" ? prompts.filter((q) => labels.get(q.id)?.kept) : prompts,
-  );
+  const pool = await rlPrompts(ctx, cfg, labels);
   const stage = reward === "model" ? "ppo" : `ppo (${reward} reward)`;
   const bar = ctx.progress(stage, cfg.iterations, "iterations");
   bar.tick(m.state.iteration);

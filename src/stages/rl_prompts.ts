@@ -5,8 +5,10 @@
  * it the same reward, so RLOO learns nothing from it (DAPO's dynamic sampling
  * drops such groups online; here they are dropped once, before PPO).
  */
+import { EngineError } from "../errors.ts";
+import { generateArithmetic } from "../tasks/arithmetic.ts";
 import type { Question } from "../tasks/types.ts";
-import { byId } from "./context.ts";
+import { arithmeticSettings, byId, type StageContext } from "./context.ts";
 import type { ResponseRow } from "../run/rows.ts";
 
 /** Per question, the share of the student's responses with reward 1. */
@@ -32,4 +34,48 @@ export function edgePrompts(
     const rate = rates.get(q.id) ?? 0;
     return rate >= min && rate <= max;
   });
+}
+
+/**
+ * `n` new questions of the generated task (seed task.arithmetic.rlSeed) for PPO: none has the
+ * text of a training or held-out question, so RL cannot pay by memorising answers it has seen,
+ * and neither SFT, the teacher nor the reward model has seen them. Their ids say where they came
+ * from (`rl-…`), so no label of the training split can be read for one by mistake.
+ */
+export function freshPrompts(
+  ctx: Pick<StageContext, "cfg" | "train" | "test">,
+  n: number,
+): Question[] {
+  if (ctx.cfg.task.kind !== "arithmetic") {
+    throw new EngineError(
+      `ppo.freshPrompts needs a generated task (task.kind "arithmetic"), got "${ctx.cfg.task.kind}"`,
+    );
+  }
+  const seen = new Set([...ctx.train, ...ctx.test].map((q) => q.prompt));
+  const seed = ctx.cfg.task.arithmetic.rlSeed;
+  // Enough that n are left even if every training and held-out question comes up again.
+  const drawn = generateArithmetic(arithmeticSettings(ctx.cfg, seed, n + seen.size));
+  const fresh: Question[] = [];
+  for (const q of drawn) {
+    if (fresh.length === n) break;
+    if (!seen.has(q.prompt)) fresh.push(q);
+    seen.add(q.prompt);
+  }
+  if (fresh.length < n) {
+    throw new EngineError(
+      `ppo.freshPrompts: the task has only ${fresh.length} questions apart from the training and held-out ones; lower ppo.freshPrompts (${n})`,
+    );
+  }
+  return fresh.map((q) => ({ ...q, id: q.id.replace(/^arith-/, "rl-") }));
+}
+
+/** Iteration `it`'s prompts from a fresh pool, in order: none repeats until the pool runs out. */
+export function promptsInOrder<Q>(
+  pool: Q[],
+  it: number,
+  perIteration: number,
+  samples: number,
+): Q[] {
+  return Array.from({ length: perIteration }, (_, i) => pool[(it * perIteration + i) % pool.length])
+    .flatMap((q) => Array<Q>(samples).fill(q));
 }
