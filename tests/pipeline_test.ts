@@ -397,6 +397,50 @@ Deno.test("a logprob reward model from the teacher, and PPO with group advantage
   assert.match(bad.errors[0], /^error: ppo: advantage "group" .*samplesPerPrompt must be >= 2/);
 });
 
+Deno.test("ppo.freshPrompts: PPO on new questions, which the teacher labels for the pseudo reward", async () => {
+  const run = await afterStudentGenerate("fresh");
+  const sets = [
+    "ppo.freshPrompts=10",
+    "ppo.promptsPerIteration=5",
+    'ppo.rewards=["pseudo","gold"]',
+  ].flatMap((s) => ["--set", s]);
+  const ok = await runToEnd(["ppo", ...sets, "--set", `runsDir=${dir}`, "--name", "fresh"]);
+  assert.equal(ok.code, 0, ok.stderr);
+  // The teacher answered each fresh question with its configured draws (2 temperatures x 1), and
+  // none of them is a training question.
+  const shards = async (rel: string) => {
+    const rows: { id: string; prompt: string }[] = [];
+    for await (const f of Deno.readDir(`${run}/${rel}`)) {
+      rows.push(...await readJsonl(`${run}/${rel}/${f.name}`));
+    }
+    return rows;
+  };
+  const train = new Set((await shards("teacher")).map((r) => r.prompt));
+  const rows = await shards("teacher-rl");
+  assert.equal(rows.length, 20);
+  assert.ok(rows.every((r) => r.id.startsWith("rl-") && !train.has(r.prompt)));
+  const summary = (await readJson(`${run}/stages.json`)).ppo;
+  assert.ok(summary.pseudo.tokensGenerated > summary.gold.tokensGenerated);
+  for (const rel of ["ppo-pseudo", "ppo-gold"]) await Deno.stat(`${run}/${rel}/latest.json`);
+  // The edge filter needs the student's samples of each prompt, which fresh prompts lack.
+  await afterStudentGenerate("fresh-edge");
+  const bad = await runToEnd([
+    "ppo",
+    ...sets,
+    "--set",
+    "ppo.minPassRate=0.1",
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "fresh-edge",
+  ]);
+  assert.equal(bad.errors.length, 1, bad.stderr);
+  assert.match(
+    bad.errors[0],
+    /^error: ppo: ppo.minPassRate\/maxPassRate .*fresh prompts have none/,
+  );
+});
+
 Deno.test("kill -9 during generation and during training, then the same command: the same report", async () => {
   const args = ["--set", `runsDir=${dir}`, "--name", "killed"];
   const run = `${dir}/killed`;

@@ -201,7 +201,8 @@ export const configSchema = obj({
       min: 0,
       doc: "generated tasks: PPO's prompts are this many new questions (task.arithmetic.rlSeed), " +
         "none seen by SFT, the teacher or the reward model, drawn in order so that none repeats " +
-        "while iterations x promptsPerIteration <= freshPrompts (0: the training split's promptShare)",
+        "while iterations x promptsPerIteration <= freshPrompts; for the pseudo reward the teacher " +
+        "labels them first (0: the training split's promptShare)",
     }),
     minPassRate: num({
       default: 0,

@@ -98,6 +98,23 @@ export async function judgeRows(
   };
 }
 
+/** Each question's majority answer as its pseudo-label, kept when its agreement reaches the bar. */
+export function majorityLabels(
+  groups: Map<string, ResponseRow[]>,
+  minAgreement: number,
+): LabelRow[] {
+  return [...groups].map(([id, rows]) => {
+    const m = majority(rows.map((r) => r.answer));
+    return {
+      id,
+      pseudo_label: m.label,
+      agreement: m.agreement,
+      kept: m.label !== null && m.agreement >= minAgreement,
+      votes: m.votes,
+    };
+  });
+}
+
 export async function labelStage(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
   const cfg = ctx.cfg.label;
@@ -105,16 +122,7 @@ export async function labelStage(ctx: StageContext): Promise<StageSummary> {
   const labels: LabelRow[] = [];
   let judgeTokens = 0;
   if (cfg.mode === "majority") {
-    for (const [id, rows] of groups) {
-      const m = majority(rows.map((r) => r.answer));
-      labels.push({
-        id,
-        pseudo_label: m.label,
-        agreement: m.agreement,
-        kept: m.label !== null && m.agreement >= cfg.minAgreement,
-        votes: m.votes,
-      });
-    }
+    labels.push(...majorityLabels(groups, cfg.minAgreement));
   } else {
     const all = [...groups.values()].flat();
     const { positive, tokens } = await judgeRows(ctx, all, "label (judge)");

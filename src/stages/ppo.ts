@@ -21,14 +21,22 @@ import { drawPrompts, penalisedScores, rolloutBatch } from "../train/rollout.ts"
 import { Trainer } from "../train/trainer.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { Config } from "../run/config.ts";
-import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
+import {
+  byId,
+  hash32,
+  rlQuestionIds,
+  rng,
+  type StageContext,
+  type StageSummary,
+} from "./context.ts";
 import type { LabelRow } from "../run/rows.ts";
-import { readLabels, voteScores } from "./label.ts";
+import { majorityLabels, readLabels, voteScores } from "./label.ts";
 import { edgePrompts, freshPrompts, passRates, promptsInOrder } from "./rl_prompts.ts";
 import { readStudentRows } from "./student_generate.ts";
 import type { Question } from "../tasks/types.ts";
 import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
 import { loadRewardModel, scoreAll } from "./reward_train.ts";
+import { teacherAnswers } from "./teacher_generate.ts";
 
 interface PpoState {
   iteration: number;
@@ -94,34 +102,56 @@ async function promptPool(ctx: StageContext, prompts: Question[]): Promise<Quest
   return pool;
 }
 
+/** PPO's prompts, and the pseudo-labels its "pseudo" reward reads for them. */
+interface PromptPool {
+  pool: Question[];
+  labels: Map<string, LabelRow>;
+  /** Tokens the teacher generated to label fresh prompts (0 when it labelled none). */
+  labelTokens: number;
+}
+
 /**
- * PPO's prompt pool: fresh generated questions when ppo.freshPrompts asks; else the training
- * split's RL share (with a kept pseudo-label for the pseudo reward), at the student's edge if asked.
+ * PPO's prompt pool: fresh generated questions when ppo.freshPrompts asks (for the pseudo reward
+ * the teacher answers them first, and only those with a kept majority are drawn); else the
+ * training split's RL share (with a kept pseudo-label for the pseudo reward), at the student's edge
+ * if asked.
  */
-function rlPrompts(
-  ctx: StageContext,
-  cfg: PpoRunConfig,
-  labels: Map<string, LabelRow>,
-): Promise<Question[]> {
+async function rlPrompts(ctx: StageContext, cfg: PpoRunConfig): Promise<PromptPool> {
   if (cfg.freshPrompts > 0) {
-    if (cfg.reward === "pseudo") {
-      throw new EngineError(
-        `ppo: reward "pseudo" needs the teacher's labels, and ppo.freshPrompts questions have none; use rewards model, gold or vote with them`,
-      );
-    }
     if (cfg.minPassRate > 0 || cfg.maxPassRate < 1) {
       throw new EngineError(
         `ppo: ppo.minPassRate/maxPassRate filter by the student's samples of training questions; fresh prompts have none, so set them to 0 and 1 with ppo.freshPrompts`,
       );
     }
-    return Promise.resolve(freshPrompts(ctx, cfg.freshPrompts));
+    const fresh = freshPrompts(ctx, cfg.freshPrompts);
+    if (cfg.reward !== "pseudo") return { pool: fresh, labels: new Map(), labelTokens: 0 };
+    if (ctx.cfg.label.mode !== "majority") {
+      throw new EngineError(
+        `ppo: reward "pseudo" on ppo.freshPrompts labels them by the teacher's majority; label.mode "${ctx.cfg.label.mode}" is not supported there`,
+      );
+    }
+    const { rows, tokens } = await teacherAnswers(
+      ctx,
+      fresh,
+      "teacher-rl",
+      "teacher-generate (fresh RL prompts)",
+    );
+    const labels = majorityLabels(byId(rows), ctx.cfg.label.minAgreement);
+    const kept = new Set(labels.filter((l) => l.kept).map((l) => l.id));
+    return {
+      pool: fresh.filter((q) => kept.has(q.id)),
+      labels: new Map(labels.map((l) => [l.id, l])),
+      labelTokens: tokens,
+    };
   }
+  const labels = await readLabels(ctx);
   const rl = rlQuestionIds(ctx);
   const prompts = rl.size ? ctx.train.filter((q) => rl.has(q.id)) : ctx.train;
-  return promptPool(
+  const pool = await promptPool(
     ctx,
     cfg.reward === "pseudo" ? prompts.filter((q) => labels.get(q.id)?.kept) : prompts,
   );
+  return { pool, labels, labelTokens: 0 };
 }
 
 /** The models, trainers and state of one PPO run, fresh or resumed. */
@@ -259,11 +289,10 @@ function checkpoint(ctx: StageContext, rel: string, m: PpoRunModels, state: PpoS
 async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Promise<StageSummary> {
   const start = performance.now();
   const cfg: PpoRunConfig = { ...ctx.cfg.ppo, reward };
-  const labels = await readLabels(ctx);
   const resumed = (await latestCheckpoint(ctx, rel)) !== null;
   const m = await loadRun(ctx, cfg, rel);
   const kl = new AdaptiveKl(m.state.beta, cfg.klTarget, cfg.klHorizon);
-  const pool = await rlPrompts(ctx, cfg, labels);
+  const { pool, labels, labelTokens } = await rlPrompts(ctx, cfg);
   const stage = reward === "model" ? "ppo" : `ppo (${reward} reward)`;
   const bar = ctx.progress(stage, cfg.iterations, "iterations");
   bar.tick(m.state.iteration);
@@ -309,7 +338,7 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
   m.policyTrainer.destroy();
   m.valueTrainer?.destroy();
   return {
-    tokensGenerated: state.tokensGenerated,
+    tokensGenerated: state.tokensGenerated + labelTokens,
     tokensTrained: state.tokensTrained,
     finalKl: state.lastKl ?? 0,
     wallSeconds: (performance.now() - start) / 1000,

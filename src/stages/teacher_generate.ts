@@ -5,6 +5,8 @@
 import type { CausalLM } from "../model/llama.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
+import type { ResponseRow } from "../run/rows.ts";
+import type { Question } from "../tasks/types.ts";
 import type { StageContext, StageSummary } from "./context.ts";
 import { generateResponses } from "./responses.ts";
 import { HttpSampler, LocalSampler, type Sampler, type SamplerOptions } from "./sampler.ts";
@@ -28,8 +30,24 @@ export async function openSource(
 }
 
 export async function teacherGenerate(ctx: StageContext): Promise<StageSummary> {
-  const t = ctx.cfg.teacher;
   const start = performance.now();
+  const { rows, tokens } = await teacherAnswers(ctx, ctx.train, "teacher", "teacher-generate");
+  return {
+    responses: rows.length,
+    withAnswer: rows.filter((r) => r.answer !== null).length,
+    tokensGenerated: tokens,
+    wallSeconds: (performance.now() - start) / 1000,
+  };
+}
+
+/** The teacher's configured draws for `questions`, written (resumably) under the run's `rel`. */
+export async function teacherAnswers(
+  ctx: StageContext,
+  questions: Question[],
+  rel: string,
+  stage: string,
+): Promise<{ rows: ResponseRow[]; tokens: number }> {
+  const t = ctx.cfg.teacher;
   const { sampler, model } = await openSource(t.source, {
     maxNewTokens: t.maxNewTokens,
     topP: t.topP,
@@ -37,19 +55,14 @@ export async function teacherGenerate(ctx: StageContext): Promise<StageSummary> 
     stop: ctx.task.stop,
   }, (text) => text.length);
   const { rows, tokens } = await generateResponses(ctx, {
-    stage: "teacher-generate",
-    rel: "teacher",
+    stage,
+    rel,
     sampler,
-    questions: ctx.train,
+    questions,
     draws: t.temperatures.map((temperature) => ({ temperature, n: t.samplesPerTemperature })),
     questionsPerUnit: t.questionsPerUnit,
     seed: 0,
   });
   model?.destroy();
-  return {
-    responses: rows.length,
-    withAnswer: rows.filter((r) => r.answer !== null).length,
-    tokensGenerated: tokens,
-    wallSeconds: (performance.now() - start) / 1000,
-  };
+  return { rows, tokens };
 }
