@@ -141,6 +141,29 @@ Deno.test("sum, mean and max over every axis match float64", async () => {
   }
 });
 
+Deno.test("sum and max over long rows and whole tensors (two passes on hardware GPUs) match float64", async () => {
+  // Long enough that a hardware adapter's choice cuts each row into chunks and reduces those.
+  for (const [shape, axis] of [[[20_001], 0], [[3, 5000, 2], 1], [[2, 9000], 1]] as const) {
+    const data = R.randn(R.numel([...shape]), r);
+    const x = E.tensor(data, [...shape]);
+    const s = R.reduce(data, [...shape], axis, (v) => v.reduce((a, b) => a + b, 0));
+    // float32 sums of thousands of N(0, 1) terms: an absolute error of ~1e-3 is rounding.
+    assertClose(await E.sum(x, axis).data(), s, { what: `sum ${shape}`, atol: 3e-3 });
+    const m = R.reduce(
+      data,
+      [...shape],
+      axis,
+      (v) => v.reduce((a, b) => Math.max(a, b), -Infinity),
+    );
+    assertClose(await E.max(x, axis).data(), m, { what: `max ${shape}`, rtol: 0, atol: 0 });
+  }
+  const data = R.randn(50_000, r);
+  assertClose(await E.sum(E.tensor(data, [100, 500])).data(), [data.reduce((a, b) => a + b, 0)], {
+    what: "sum of a whole [100, 500]",
+    atol: 1e-2,
+  });
+});
+
 Deno.test("argmax takes the first maximum, as torch.argmax", async () => {
   const x = E.tensor([1, 3, 3, 0, -1, -5, -1, -7], [2, 4]);
   assert.deepEqual(Array.from(await E.argmax(x).data()), [1, 0]);

@@ -72,12 +72,17 @@ Deno.test("AdamW with clipping matches torch.optim.AdamW's update in float64 ove
 Deno.test("global-norm clipping spans every parameter", async () => {
   const a = E.requiresGrad(E.tensor([0, 0]));
   const b = E.requiresGrad(E.tensor(new Float32Array(5000)));
-  const opt = new E.AdamW([a, b], { lr: 1, maxGradNorm: 1 });
+  // Many chunks of partial sums, and a last chunk cut short.
+  const cData = Float32Array.from({ length: 300_001 }, (_, i) => Math.sin(i) * 0.01);
+  const c = E.requiresGrad(E.tensor(new Float32Array(cData.length)));
+  const opt = new E.AdamW([a, b, c], { lr: 1, maxGradNorm: 1 });
   a.grad = E.keep(E.tensor([3, 0]));
   b.grad = E.keep(E.tensor(new Float32Array(5000).fill(0.04)));
+  c.grad = E.keep(E.tensor(cData));
   opt.stepUpdate();
   const [coef, norm] = await opt.clipState.data();
-  assertClose([norm], [Math.sqrt(9 + 5000 * 0.0016)], { rtol: 1e-5 });
+  const cSquares = cData.reduce((s, x) => s + x * x, 0);
+  assertClose([norm], [Math.sqrt(9 + 5000 * 0.0016 + cSquares)], { rtol: 1e-5 });
   assertClose([coef], [1 / (norm + 1e-6)], { rtol: 1e-5 });
   opt.destroy();
 });

@@ -5,6 +5,7 @@
  */
 import { OpError } from "../errors.ts";
 import { gpu } from "../gpu/mod.ts";
+import { kernelChoice } from "../tensor/kernel_choice.ts";
 import { f32bits, fillDense, grid, launch } from "../tensor/launch.ts";
 import { keep, readAll, Tensor, tensor } from "../tensor/tensor.ts";
 
@@ -112,7 +113,19 @@ export class AdamW {
   /** Writes [coef, norm] into clipState: coef = min(1, maxNorm / (norm + 1e-6)). */
   #clip(params: Tensor[]): void {
     const maxNorm = this.#cfg.maxGradNorm;
-    const spec = { shader: "optim/grad_norm.wgsl", bindings: ["read", "rw", "rw"] as const };
+    // The chunks and the partials are rows: the adapter's row-kernel flavour (kernel_choice.ts).
+    const workgroup = kernelChoice().rows === "workgroup";
+    const wg = workgroup ? 256 : 64;
+    const spec = {
+      shader: "optim/grad_norm.wgsl",
+      bindings: ["read", "rw", "rw"] as const,
+      defines:
+        (workgroup ? { ROWS: "workgroup", LANES: String(wg) } : { ROWS: "invocation" }) as Record<
+          string,
+          string
+        >,
+      constants: { WG: wg },
+    };
     let offset = 0;
     for (const p of params) {
       const chunks = Math.ceil(p.size / CHUNK);
@@ -120,7 +133,7 @@ export class AdamW {
         { ...spec, entry: "partial" },
         [p.grad!, this.#partials, this.clipState],
         [p.size, offset, CHUNK, 0, f32bits(maxNorm)],
-        grid(chunks),
+        grid(chunks, workgroup ? 1 : wg),
       );
       offset += chunks;
     }

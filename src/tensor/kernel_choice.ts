@@ -14,11 +14,13 @@ export interface KernelChoice {
   matmul: "blocked" | "gpu";
   /** Row kernels (softmax, RMSNorm, cross-entropy, row reductions): one invocation or one workgroup per row. */
   rows: "invocation" | "workgroup";
+  /** Reductions with few outputs (a whole-tensor sum): one pass, or chunks of each row first and then the chunks' results. */
+  reduce: "one-pass" | "two-pass";
 }
 
 export const KERNEL_CHOICE: Record<AdapterKind, KernelChoice> = {
-  software: { matmul: "blocked", rows: "invocation" },
-  hardware: { matmul: "gpu", rows: "workgroup" },
+  software: { matmul: "blocked", rows: "invocation", reduce: "one-pass" },
+  hardware: { matmul: "gpu", rows: "workgroup", reduce: "two-pass" },
 };
 
 let forced: Partial<KernelChoice> = {};

@@ -209,7 +209,7 @@ function withSplits(splits: number, size: number, product: (c: Tensor) => void, 
   launch(
     { shader: "reduce.wgsl", defines: { MAX: "false", ROWS: "invocation" }, constants: { WG: wg } },
     [partial, out],
-    [1, splits, size],
+    [1, splits, size, splits],
     grid1(size, wg),
   );
   partial.destroy();

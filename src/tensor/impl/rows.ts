@@ -92,20 +92,44 @@ export function reduce(max: boolean) {
       : x.shape.filter((_, i) => i !== a);
     const out = Tensor.empty(shape);
     if (out.size === 0) return out;
-    withDense(
-      [x],
-      (xd) =>
-        rowLaunch(
-          "reduce.wgsl",
-          { MAX: String(max) },
-          [xd, out],
-          [outer, n, inner],
-          outer * inner,
-          { perInvocation: inner > 1 },
-        ),
-    );
+    const defines = { MAX: String(max) };
+    const perInvocation = inner > 1;
+    const chunks = reduceChunks(outer * inner, n);
+    withDense([x], (xd) => {
+      if (chunks === 1) {
+        rowLaunch("reduce.wgsl", defines, [xd, out], [outer, n, inner, n], outer * inner, {
+          perInvocation,
+        });
+        return;
+      }
+      const chunk = Math.ceil(n / chunks);
+      const part = Tensor.empty([outer, Math.ceil(n / chunk), inner]);
+      rowLaunch("reduce.wgsl", defines, [xd, part], [outer, n, inner, chunk], part.size, {
+        perInvocation,
+      });
+      const m = part.shape[1];
+      rowLaunch("reduce.wgsl", defines, [part, out], [outer, m, inner, m], outer * inner, {
+        perInvocation,
+      });
+      part.destroy();
+    });
     return out;
   };
+}
+
+/** Rows (workgroups or invocations) it takes to fill a large GPU: an H200 holds ~8 workgroups of 256 on each of its 132 SMs. */
+const REDUCE_FILL = 1024;
+/** The least a first-pass chunk sums: 8 elements per lane of a 256-lane workgroup. */
+const MIN_CHUNK = 2048;
+
+/**
+ * Chunks per row for a reduction: 1 (one pass) unless the kernel choice is two-pass and there are
+ * too few rows to fill the GPU, as in a whole-tensor sum; then each row is cut so that about
+ * REDUCE_FILL rows of work run at once, and a second pass reduces the chunks.
+ */
+function reduceChunks(rows: number, n: number): number {
+  if (kernelChoice().reduce !== "two-pass" || rows >= REDUCE_FILL) return 1;
+  return Math.max(1, Math.min(Math.ceil(REDUCE_FILL / rows), Math.floor(n / MIN_CHUNK)));
 }
 
 export function argmax([x]: Tensor[]): Tensor {
@@ -303,7 +327,7 @@ export function rmsNormBackwardW([x, g]: Tensor[], { eps }: { eps: number }): Te
       params,
       grid(chunks * n, wg),
     );
-    rowLaunch("reduce.wgsl", { MAX: "false" }, [part, out], [1, chunks, n], n, {
+    rowLaunch("reduce.wgsl", { MAX: "false" }, [part, out], [1, chunks, n, chunks], n, {
       perInvocation: true,
     });
   });
