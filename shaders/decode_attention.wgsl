@@ -5,14 +5,19 @@
 // q_pos, and before key_start[b] (left padding), are masked. The query and
 // the accumulator stay in registers and rows are read as vec4: on the CPU
 // adapter every storage load is dear. Needs D % 4 == 0 and D <= 128.
+// DIM4 (D / 4) is a pipeline constant, so the loops over it have a fixed trip
+// count of at most 32 and are unrolled: llvmpipe ends a shader's loops after
+// 65,535 steps in all, which counted loops over D would reach at ~2,000 keys.
 #include "lib/rows.wgsl"
+
+override DIM4: u32 = 16u;
 
 struct Params {
   rows: u32,       // B * heads
   heads: u32,
   group: u32,      // query heads per kv head
   keys: u32,       // L
-  dim4: u32,       // D / 4
+  dim4: u32,       // D / 4, the same as DIM4
   q_pos: u32,
   has_key_start: u32,
   scale: f32,
@@ -35,7 +40,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let kv_base = (b * kv_heads + h / p.group) * p.keys * p.dim4;
   var qr: array<vec4<f32>, 32>;
   var acc: array<vec4<f32>, 32>;
-  for (var d = 0u; d < p.dim4; d++) {
+  for (var d = 0u; d < DIM4; d++) {
     qr[d] = q[r * p.dim4 + d] * p.scale;
     acc[d] = vec4<f32>(0.0);
   }
@@ -47,18 +52,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   for (var j = lo; j < hi; j++) {
     let kb = kv_base + j * p.dim4;
     var s = 0.0;
-    for (var d = 0u; d < p.dim4; d++) { s += dot(qr[d], k[kb + d]); }
+    for (var d = 0u; d < DIM4; d++) { s += dot(qr[d], k[kb + d]); }
     if (s > m) {
       // A new maximum: rescale what has been summed so far.
       let c = exp(m - s);
       total *= c;
-      for (var d = 0u; d < p.dim4; d++) { acc[d] *= c; }
+      for (var d = 0u; d < DIM4; d++) { acc[d] *= c; }
       m = s;
     }
     let w = exp(s - m);
     total += w;
-    for (var d = 0u; d < p.dim4; d++) { acc[d] += w * v[kb + d]; }
+    for (var d = 0u; d < DIM4; d++) { acc[d] += w * v[kb + d]; }
   }
   let inv = select(0.0, 1.0 / total, total > 0.0);
-  for (var d = 0u; d < p.dim4; d++) { out[r * p.dim4 + d] = acc[d] * inv; }
+  for (var d = 0u; d < DIM4; d++) { out[r * p.dim4 + d] = acc[d] * inv; }
 }

@@ -5,7 +5,7 @@
  */
 import { OpError } from "../errors.ts";
 import { gpu } from "../gpu/mod.ts";
-import { kernelChoice } from "../tensor/kernel_choice.ts";
+import { fitsLoopBudget, kernelChoice } from "../tensor/kernel_choice.ts";
 import { f32bits, fillDense, grid, launch } from "../tensor/launch.ts";
 import { keep, readAll, Tensor, tensor } from "../tensor/tensor.ts";
 
@@ -114,18 +114,24 @@ export class AdamW {
   #clip(params: Tensor[]): void {
     const maxNorm = this.#cfg.maxGradNorm;
     // The chunks and the partials are rows: the adapter's row-kernel flavour (kernel_choice.ts).
-    const workgroup = kernelChoice().rows === "workgroup";
-    const wg = workgroup ? 256 : 64;
-    const spec = {
-      shader: "optim/grad_norm.wgsl",
-      bindings: ["read", "rw", "rw"] as const,
-      defines:
-        (workgroup ? { ROWS: "workgroup", LANES: String(wg) } : { ROWS: "invocation" }) as Record<
-          string,
-          string
-        >,
-      constants: { WG: wg },
+    // On the CPU adapter the finish pass takes a workgroup too when one invocation could not walk
+    // every partial within llvmpipe's loop budget (over ~245M parameters).
+    const partials = params.reduce((n, p) => n + Math.ceil(p.size / CHUNK), 0);
+    const flavour = (workgroup: boolean) => {
+      const wg = workgroup ? 256 : 64;
+      return {
+        shader: "optim/grad_norm.wgsl",
+        bindings: ["read", "rw", "rw"] as const,
+        defines:
+          (workgroup ? { ROWS: "workgroup", LANES: String(wg) } : { ROWS: "invocation" }) as Record<
+            string,
+            string
+          >,
+        constants: { WG: wg },
+      };
     };
+    const workgroup = kernelChoice().rows === "workgroup";
+    const spec = flavour(workgroup);
     let offset = 0;
     for (const p of params) {
       const chunks = Math.ceil(p.size / CHUNK);
@@ -133,18 +139,17 @@ export class AdamW {
         { ...spec, entry: "partial" },
         [p.grad!, this.#partials, this.clipState],
         [p.size, offset, CHUNK, 0, f32bits(maxNorm)],
-        grid(chunks, workgroup ? 1 : wg),
+        grid(chunks, workgroup ? 1 : 64),
       );
       offset += chunks;
     }
     const first = params[0]?.grad ?? this.#partials;
-    launch({ ...spec, entry: "finish" }, [first, this.#partials, this.clipState], [
-      0,
-      0,
-      CHUNK,
-      offset,
-      f32bits(maxNorm),
-    ], [1, 1, 1]);
+    launch(
+      { ...flavour(workgroup || !fitsLoopBudget(partials)), entry: "finish" },
+      [first, this.#partials, this.clipState],
+      [0, 0, CHUNK, offset, f32bits(maxNorm)],
+      [1, 1, 1],
+    );
   }
 
   /** The global gradient norm of the last step (one readback). */

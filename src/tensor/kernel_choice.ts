@@ -30,6 +30,20 @@ export function forceKernels(choice: Partial<KernelChoice>): void {
   forced = choice;
 }
 
+/**
+ * llvmpipe (Mesa's CPU driver, under Vulkan and GL alike) ends every loop of a shader invocation
+ * once that invocation has taken 65,535 loop iterations in all, silently: a softmax over a row of
+ * 100,000 left the tail at 0, and an argmax never looked past index 65,534. Loops with a constant
+ * trip count of at most 32 are unrolled and do not count. On the software adapter a kernel keeps
+ * each invocation under this budget (a margin below the limit), by its flavour or by chunks.
+ */
+export const SOFTWARE_LOOP_BUDGET = 60_000;
+
+/** Whether one invocation may take `iterations` loop iterations on this adapter. */
+export function fitsLoopBudget(iterations: number): boolean {
+  return adapterKind() === "hardware" || iterations <= SOFTWARE_LOOP_BUDGET;
+}
+
 export function adapterKind(): AdapterKind {
   return gpu().info.software ? "software" : "hardware";
 }

@@ -87,14 +87,14 @@ export function rows(x: ArrayLike<number>, n: number, f: (row: number[]) => numb
 }
 
 export function softmaxRow(row: number[]): number[] {
-  const m = Math.max(...row);
+  const m = row.reduce((a, b) => Math.max(a, b), -Infinity);
   const e = row.map((v) => Math.exp(v - m));
   const s = e.reduce((a, b) => a + b, 0);
   return e.map((v) => v / s);
 }
 
 export function logSoftmaxRow(row: number[]): number[] {
-  const m = Math.max(...row);
+  const m = row.reduce((a, b) => Math.max(a, b), -Infinity);
   const lse = m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0));
   return row.map((v) => v - lse);
 }

@@ -11,6 +11,7 @@ import {
   withDense,
 } from "../launch.ts";
 import { fmtShape, Tensor } from "../tensor.ts";
+import { fitsLoopBudget, SOFTWARE_LOOP_BUDGET } from "../kernel_choice.ts";
 
 /** table: [V, D]; ids: i32 [...] -> [..., D]. */
 export function embedding([table, ids]: Tensor[]): Tensor {
@@ -36,6 +37,9 @@ export function embedding([table, ids]: Tensor[]): Tensor {
 }
 
 /** g: [..., D]; ids: i32 [...] -> [rows, D], each row the sum of its tokens' gradients. */
+/** Table rows one invocation scans in embedding_backward.wgsl's first scan step (its SCAN_BLOCK). */
+const SCAN_BLOCK = 4096;
+
 export function embeddingBackward([g, ids]: Tensor[], { rows }: { rows: number }): Tensor {
   const op = "embeddingBackward";
   const D = g.shape[g.ndim - 1];
@@ -43,25 +47,38 @@ export function embeddingBackward([g, ids]: Tensor[], { rows }: { rows: number }
     fail(op, "grad must be ids' shape plus a dim axis", g, ids);
   }
   const tokens = ids.size;
+  // count and list walk every token in one invocation per table row.
+  if (!fitsLoopBudget(tokens)) {
+    fail(
+      op,
+      `${tokens} tokens in one batch are more than one invocation may walk on the CPU adapter (llvmpipe stops a shader after ${SOFTWARE_LOOP_BUDGET} loop steps); use smaller batches`,
+      g,
+    );
+  }
+  const blocks = Math.ceil(rows / SCAN_BLOCK);
   const start = Tensor.empty([rows + 1], "i32");
   const order = Tensor.empty([Math.max(tokens, 1)], "i32");
   const out = Tensor.empty([rows, D]);
+  const offsets = Tensor.empty([Math.max(blocks, 1)], "i32");
   const wg = rowWG();
   withDense([ids, g], (id, gd) => {
-    const ts = [id, gd, start, order, out];
+    const ts = [id, gd, start, order, out, offsets];
     const params = [tokens, D, rows];
     const spec = {
       shader: "embedding_backward.wgsl",
       constants: { WG: wg },
-      bindings: ["read", "read", "rw", "rw", "rw"] as const,
+      bindings: ["read", "read", "rw", "rw", "rw", "rw"] as const,
     };
     launch({ ...spec, entry: "count" }, ts, params, grid(rows, wg));
-    launch({ ...spec, entry: "scan", constants: {} }, ts, params, [1, 1, 1]);
+    launch({ ...spec, entry: "scan_blocks" }, ts, params, grid(blocks, wg));
+    launch({ ...spec, entry: "scan_offsets", constants: {} }, ts, params, [1, 1, 1]);
+    launch({ ...spec, entry: "add_offsets" }, ts, params, grid(rows, wg));
     launch({ ...spec, entry: "list" }, ts, params, grid(rows, wg));
     launch({ ...spec, entry: "sum" }, ts, params, grid(rows * D, wg));
   });
   start.destroy();
   order.destroy();
+  offsets.destroy();
   return out;
 }
 

@@ -5,7 +5,9 @@ import { planMatmul } from "../matmul_plan.ts";
 import { matmulKernelSpec, type MatmulVariant } from "../matmul_wgsl.ts";
 import { type GpuTile, planGpuMatmul } from "../matmul_gpu_plan.ts";
 import { gpuMatmulSpec } from "../matmul_gpu_wgsl.ts";
-import { kernelChoice } from "../kernel_choice.ts";
+import { fitsLoopBudget, kernelChoice } from "../kernel_choice.ts";
+import { binary } from "./elementwise.ts";
+import { slice } from "./views.ts";
 import { tensor } from "../tensor.ts";
 import { OpError } from "../../errors.ts";
 import { gpu } from "../../gpu/mod.ts";
@@ -60,6 +62,24 @@ export function matmul(
       b,
     );
   }
+  const forced = typeof matmulKernel === "object" && "variant" in matmulKernel
+    ? matmulKernel
+    : undefined;
+  const forcedTile = typeof matmulKernel === "object" && "gpu" in matmulKernel
+    ? matmulKernel.gpu
+    : undefined;
+  const kind = forced
+    ? "blocked"
+    : forcedTile
+    ? "gpu"
+    : matmulKernel === "auto"
+    ? kernelChoice().matmul
+    : matmulKernel;
+  // The blocked kernels' k loop steps by 4 (plus a tail), the reference kernel's by 1.
+  const kSteps = kind === "reference" ? K : kind === "blocked" ? Math.ceil(K / 4) + 4 : 0;
+  if (!fitsLoopBudget(kSteps)) {
+    return splitK(a, b, K, transA, transB);
+  }
   const batchA = a.shape.slice(0, -2);
   const batchB = b.shape.slice(0, -2);
   const batchShape = broadcastBatch(op, a, b, batchA, batchB);
@@ -93,19 +113,6 @@ export function matmul(
   };
   const [ad, strideA] = operand(a, batchA, a.shape[a.ndim - 2], a.shape[a.ndim - 1]);
   const [bd, strideB] = operand(b, batchB, b.shape[b.ndim - 2], b.shape[b.ndim - 1]);
-  const forced = typeof matmulKernel === "object" && "variant" in matmulKernel
-    ? matmulKernel
-    : undefined;
-  const forcedTile = typeof matmulKernel === "object" && "gpu" in matmulKernel
-    ? matmulKernel.gpu
-    : undefined;
-  const kind = forced
-    ? "blocked"
-    : forcedTile
-    ? "gpu"
-    : matmulKernel === "auto"
-    ? kernelChoice().matmul
-    : matmulKernel;
   // The vec4 GPU tiles take N and the operands' vec4 axes in multiples of 4; else scalar tiles.
   const gpuPlan = kind === "gpu"
     ? planGpuMatmul({ M, N, K, batch, strideA, strideB }, transA, transB, gpuLimits(), forcedTile)
@@ -150,6 +157,38 @@ export function matmul(
   }
   for (const t of temps) t.destroy();
   return out;
+}
+
+/**
+ * K each product of splitK takes: the blocked and reference kernels loop over K in one
+ * invocation (by 4, or by 1 in the tail), and llvmpipe stops an invocation's loops after 65,535
+ * steps (kernel_choice.ts).
+ */
+const K_CHUNK = 32_768;
+
+/** a·b as a sum of products over chunks of K, for a K too long for one invocation's loops. */
+function splitK(a: Tensor, b: Tensor, K: number, transA: boolean, transB: boolean): Tensor {
+  const kSlice = (t: Tensor, axis: number, k0: number, k1: number) =>
+    slice([t], {
+      starts: t.shape.map((_, i) => (i === axis ? k0 : 0)),
+      ends: t.shape.map((d, i) => (i === axis ? k1 : d)),
+    });
+  let sum: Tensor | null = null;
+  for (let k0 = 0; k0 < K; k0 += K_CHUNK) {
+    const k1 = Math.min(K, k0 + K_CHUNK);
+    const as = kSlice(a, transA ? a.ndim - 2 : a.ndim - 1, k0, k1);
+    const bs = kSlice(b, transB ? b.ndim - 1 : b.ndim - 2, k0, k1);
+    const part = matmul([as, bs], { transA, transB });
+    if (sum === null) {
+      sum = part;
+      continue;
+    }
+    const next: Tensor = binary("add")([sum, part]);
+    sum.destroy();
+    part.destroy();
+    sum = next;
+  }
+  return sum!;
 }
 
 /** The adapter limits that bound a GPU tile (WebGPU's defaults where it reports none). */

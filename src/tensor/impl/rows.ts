@@ -16,24 +16,26 @@ import {
   withDense,
 } from "../launch.ts";
 import { fmtShape, Tensor } from "../tensor.ts";
-import { kernelChoice } from "../kernel_choice.ts";
+import { fitsLoopBudget, kernelChoice, SOFTWARE_LOOP_BUDGET } from "../kernel_choice.ts";
 
 /**
  * Kernels written for both row flavours (shaders/lib/rows_{{ROWS}}.wgsl): one
  * invocation per row, or one workgroup per row (kernel_choice.ts picks). Each
- * takes the row length as its second parameter.
+ * takes the row length as its second parameter. The number is how many times
+ * the kernel walks its row at most (the sampler's bisections walk it up to 64
+ * times), for the software adapter's loop budget.
  */
-const FLAVOURED = new Set([
-  "softmax.wgsl",
-  "softmax_backward.wgsl",
-  "cross_entropy.wgsl",
-  "cross_entropy_backward.wgsl",
-  "rmsnorm.wgsl",
-  "rmsnorm_backward_x.wgsl",
-  "reduce.wgsl",
-  "argmax.wgsl",
-  "sample.wgsl",
-  "masked_softmax.wgsl",
+const ROW_PASSES = new Map([
+  ["softmax.wgsl", 3],
+  ["softmax_backward.wgsl", 2],
+  ["cross_entropy.wgsl", 2],
+  ["cross_entropy_backward.wgsl", 4],
+  ["rmsnorm.wgsl", 2],
+  ["rmsnorm_backward_x.wgsl", 2],
+  ["reduce.wgsl", 1],
+  ["argmax.wgsl", 1],
+  ["sample.wgsl", 68],
+  ["masked_softmax.wgsl", 3],
 ]);
 
 /** Lanes of a workgroup-per-row kernel: the row's length up to a power of two, 32 to 256. */
@@ -41,6 +43,10 @@ function rowLanes(n: number): number {
   return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(n, 1)))));
 }
 
+/**
+ * One row per invocation or per workgroup, as the kernel choice says; on the software adapter a
+ * row too long for one invocation's loop budget goes to a workgroup (its lanes share the walk).
+ */
 function rowLaunch(
   shader: string,
   defines: Record<string, string>,
@@ -51,14 +57,30 @@ function rowLaunch(
     writes?: number[];
     /** One invocation per row whatever the adapter (rows strided in memory: adjacent invocations read adjacent rows). */
     perInvocation?: boolean;
+    /** Elements one row walks, when not the row length params[1] (a reduction's chunk). */
+    walk?: number;
+    /** Pipeline constants besides the workgroup size. */
+    constants?: Record<string, number>;
   } = {},
 ) {
-  const { writes, perInvocation = false } = opts;
-  if (FLAVOURED.has(shader) && !perInvocation && kernelChoice().rows === "workgroup") {
-    const lanes = rowLanes(params[1]);
+  const { writes, perInvocation = false, constants = {} } = opts;
+  const passes = ROW_PASSES.get(shader);
+  const n = opts.walk ?? params[1];
+  const walk = (lanes: number) => (passes ?? 1) * Math.ceil(n / lanes);
+  const workgroup = passes !== undefined && !perInvocation &&
+    (kernelChoice().rows === "workgroup" || !fitsLoopBudget(walk(1)));
+  const lanes = workgroup ? rowLanes(n) : 1;
+  if (!fitsLoopBudget(walk(lanes))) {
+    throw new OpError(
+      `${shader.replace(".wgsl", "")}: a row of ${n} is more than one ${
+        workgroup ? "workgroup" : "invocation"
+      } may walk on the CPU adapter (llvmpipe stops a shader after ${SOFTWARE_LOOP_BUDGET} loop steps); split the row`,
+    );
+  }
+  if (workgroup) {
     const d = { ...defines, ROWS: "workgroup", LANES: String(lanes) };
     launch(
-      { shader, defines: d, constants: { WG: lanes } },
+      { shader, defines: d, constants: { ...constants, WG: lanes } },
       bindings,
       params,
       grid(rows, 1),
@@ -67,8 +89,14 @@ function rowLaunch(
     return;
   }
   const wg = rowWG();
-  const d = FLAVOURED.has(shader) ? { ...defines, ROWS: "invocation" } : defines;
-  launch({ shader, defines: d, constants: { WG: wg } }, bindings, params, grid(rows, wg), writes);
+  const d = passes !== undefined ? { ...defines, ROWS: "invocation" } : defines;
+  launch(
+    { shader, defines: d, constants: { ...constants, WG: wg } },
+    bindings,
+    params,
+    grid(rows, wg),
+    writes,
+  );
 }
 
 function lastDim(op: string, t: Tensor): { rows: number; n: number } {
@@ -106,6 +134,7 @@ export function reduce(max: boolean) {
       const part = Tensor.empty([outer, Math.ceil(n / chunk), inner]);
       rowLaunch("reduce.wgsl", defines, [xd, part], [outer, n, inner, chunk], part.size, {
         perInvocation,
+        walk: chunk,
       });
       const m = part.shape[1];
       rowLaunch("reduce.wgsl", defines, [part, out], [outer, m, inner, m], outer * inner, {
@@ -124,12 +153,15 @@ const MIN_CHUNK = 2048;
 
 /**
  * Chunks per row for a reduction: 1 (one pass) unless the kernel choice is two-pass and there are
- * too few rows to fill the GPU, as in a whole-tensor sum; then each row is cut so that about
- * REDUCE_FILL rows of work run at once, and a second pass reduces the chunks.
+ * too few rows to fill the GPU, as in a whole-tensor sum (then each row is cut so that about
+ * REDUCE_FILL rows of work run at once, and a second pass reduces the chunks), or the row is
+ * longer than the CPU adapter lets one invocation walk.
  */
 function reduceChunks(rows: number, n: number): number {
-  if (kernelChoice().reduce !== "two-pass" || rows >= REDUCE_FILL) return 1;
-  return Math.max(1, Math.min(Math.ceil(REDUCE_FILL / rows), Math.floor(n / MIN_CHUNK)));
+  // A row longer than one invocation's loop budget on the CPU adapter is cut into chunks within it.
+  const budget = fitsLoopBudget(n) ? 1 : Math.ceil(n / SOFTWARE_LOOP_BUDGET);
+  if (kernelChoice().reduce !== "two-pass" || rows >= REDUCE_FILL) return budget;
+  return Math.max(budget, Math.min(Math.ceil(REDUCE_FILL / rows), Math.floor(n / MIN_CHUNK)));
 }
 
 export function argmax([x]: Tensor[]): Tensor {
@@ -421,6 +453,7 @@ export function decodeAttention(
       [qd, kd, vd, sd, out],
       [rows, Hq, Hq / Hkv, L, D / 4, qPos, keyStart ? 1 : 0, f32bits(scale)],
       rows,
+      { walk: L, constants: { DIM4: D / 4 } },
     ));
   return out;
 }
