@@ -57,6 +57,9 @@ run() {
   echo "== matmul variants"
   timeout 200 $d matmul --json | tee "$out/matmul.jsonl"
 
+  echo "== row kernels and reductions, each flavour"
+  timeout 90 $d rows --json | tee "$out/rows.jsonl"
+
   echo "== Qwen2.5-0.5B-shaped student"
   timeout 240 $d model --preset qwen2.5-0.5b --json --train-steps 3 | tee "$out/qwen.jsonl" ||
     timeout 150 $d model --preset qwen2.5-0.5b --json --train-steps 3 --batch 4 | tee "$out/qwen.jsonl"

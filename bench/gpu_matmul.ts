@@ -14,6 +14,7 @@ import * as E from "../mod.ts";
 import { halfTensor, matmulHalf, useMatmulKernel } from "../src/tensor/impl/matmul.ts";
 import type { GpuTile } from "../src/tensor/matmul_gpu_plan.ts";
 import { matmul as refMatmul } from "../tests/support/reference.ts";
+import { gpuTime, warmThenTime } from "./gpu_time.ts";
 
 const gpu = await E.initGpu();
 const json = Deno.args.includes("--json");
@@ -103,20 +104,6 @@ const SHAPES: Shape[] = [
   { label: `mlp up dW ${F}x${D}x${T}`, M: F, N: D, K: T, tA: true, tB: false },
 ];
 
-/** Runs `run` until `seconds` of GPU time have passed; GPU milliseconds per run and the count. */
-async function gpuTime(run: () => void, seconds: number): Promise<{ ms: number; reps: number }> {
-  let total = 0, reps = 0, batch = 1;
-  while (reps === 0 || total < seconds * 1000) {
-    gpu.recorder.startProfile();
-    for (let i = 0; i < batch; i++) E.tidy(run);
-    const rep = await gpu.recorder.stopProfile();
-    total += [...rep.values()].reduce((sum, v) => sum + v.ms, 0);
-    reps += batch;
-    batch = Math.min(batch * 2, 64);
-  }
-  return { ms: total / reps, reps };
-}
-
 // The GPU clock ramps up under load: each product first runs WARM seconds untimed.
 const WARM = quick ? 0 : 0.3, TIMED = quick ? 0 : 0.3;
 
@@ -124,10 +111,7 @@ async function time(s: Shape): Promise<{ ms: number; reps: number }> {
   const a = E.keep(E.tensor(rand(s.M * s.K), s.tA ? [s.K, s.M] : [s.M, s.K]));
   const b = E.keep(E.tensor(rand(s.K * s.N, 2), s.tB ? [s.N, s.K] : [s.K, s.N]));
   const run = () => void E.matmul(a, b, { transA: s.tA, transB: s.tB });
-  E.tidy(run);
-  await gpu.recorder.sync();
-  await gpuTime(run, WARM);
-  const t = await gpuTime(run, TIMED);
+  const t = await warmThenTime(run, WARM, TIMED);
   a.destroy();
   b.destroy();
   return t;
