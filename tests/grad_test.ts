@@ -283,6 +283,35 @@ Deno.test("attention split over the batch (scores past the binding limit) has th
   );
 });
 
+Deno.test("attention and softmax gradients over rows of a multiple of 4 (the vec4 kernels) match finite differences", async () => {
+  // Tk = 8 and 12: one-invocation rows take the vec4 twins; the mask boundaries fall inside chunks.
+  const [B, Hq, Hkv, Tq, Tk, D] = [2, 2, 1, 3, 8, 4];
+  await gradcheck(
+    "attention, 8 keys",
+    [inp([B, Hq, Tq, D]), inp([B, Hkv, Tk, D]), inp([B, Hkv, Tk, D])],
+    (q, k, v) =>
+      E.attention(q, k, v, {
+        causal: true,
+        qOffset: 5,
+        keyStart: E.tensor(Int32Array.from([0, 3])),
+      }),
+    (q, k, v) =>
+      R.attention(q, k, v, [B, Hq, Tq, D], Hkv, Tk, { causal: true, qOffset: 5, keyStart: [0, 3] }),
+  );
+  await gradcheck(
+    "softmax, 12",
+    [inp([3, 12], 2)],
+    (x) => E.softmax(x),
+    (x) => R.rows(x, 12, R.softmaxRow),
+  );
+  await gradcheck(
+    "logSoftmax, 16",
+    [inp([2, 16], 2)],
+    (x) => E.logSoftmax(x),
+    (x) => R.rows(x, 16, R.logSoftmaxRow),
+  );
+});
+
 Deno.test("gradients accumulate across backward calls, and noGrad records nothing", async () => {
   const x = E.requiresGrad(E.tensor([1, 2, 3]));
   E.backward(E.sum(E.square(x)));

@@ -243,6 +243,10 @@ Deno.test("attention: causal, grouped-query heads, KV-cache offset and left padd
     { B: 3, Hq: 6, Hkv: 3, Tq: 1, Tk: 9, D: 16, causal: true, qOffset: 8 },
     { B: 2, Hq: 2, Hkv: 1, Tq: 3, Tk: 10, D: 5, causal: true, qOffset: 7, keyStart: [0, 4] },
     { B: 2, Hq: 3, Hkv: 3, Tq: 5, Tk: 6, D: 3, causal: false, qOffset: 0 },
+    // Keys in multiples of 4 (the vec4 softmax), masks ending inside a chunk of 4.
+    { B: 2, Hq: 2, Hkv: 1, Tq: 5, Tk: 12, D: 8, causal: true, qOffset: 6, keyStart: [2, 5] },
+    { B: 1, Hq: 2, Hkv: 2, Tq: 16, Tk: 16, D: 4, causal: true, qOffset: 0 },
+    { B: 2, Hq: 1, Hkv: 1, Tq: 3, Tk: 8, D: 4, causal: false, qOffset: 0, keyStart: [0, 7] },
   ];
   for (const c of cases) {
     const q = R.randn(c.B * c.Hq * c.Tq * c.D, r);

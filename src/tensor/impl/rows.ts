@@ -38,6 +38,16 @@ const ROW_PASSES = new Map([
   ["masked_softmax.wgsl", 3],
 ]);
 
+/**
+ * Kernels with a twin that moves 4 entries per load and store, for one-invocation rows whose
+ * length is a multiple of 4: llvmpipe pays per load instruction, not per byte (about 95 cycles for
+ * a vec4 load across 8 lanes, 34 for a scalar one; docs/matmul-variants.md).
+ */
+const VEC4_TWIN = new Map([
+  ["masked_softmax.wgsl", "masked_softmax_vec4.wgsl"],
+  ["softmax_backward.wgsl", "softmax_backward_vec4.wgsl"],
+]);
+
 /** Lanes of a workgroup-per-row kernel: the row's length up to a power of two, 32 to 256. */
 function rowLanes(n: number): number {
   return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(n, 1)))));
@@ -89,9 +99,10 @@ function rowLaunch(
     return;
   }
   const wg = rowWG();
-  const d = passes !== undefined ? { ...defines, ROWS: "invocation" } : defines;
+  const twin = n % 4 === 0 && !perInvocation ? VEC4_TWIN.get(shader) : undefined;
+  const d = passes !== undefined && !twin ? { ...defines, ROWS: "invocation" } : defines;
   launch(
-    { shader, defines: d, constants: { ...constants, WG: wg } },
+    { shader: twin ?? shader, defines: d, constants: { ...constants, WG: wg } },
     bindings,
     params,
     grid(rows, wg),

@@ -1,0 +1,59 @@
+// masked_softmax.wgsl for one invocation per row on rows of a multiple of 4
+// keys: scores and probabilities move as vec4 (llvmpipe pays per load and
+// store instruction, not per byte), and the causal and left-padding masks
+// apply per component.
+#include "lib/rows.wgsl"
+
+struct Params {
+  rows: u32,
+  n: u32,
+  rows_per_batch: u32,
+  q_len: u32,
+  q_offset: u32,
+  causal: u32,
+  has_key_start: u32,
+  scale: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> key_start: array<i32>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+
+// Which of chunk c's 4 keys lie in [lo, hi).
+fn live(c: u32, lo: u32, hi: u32) -> vec4<bool> {
+  let i = vec4<u32>(4u * c) + vec4<u32>(0u, 1u, 2u, 3u);
+  return (i >= vec4<u32>(lo)) & (i < vec4<u32>(hi));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let r = row_index(wg, nwg, lid);
+  if (r >= p.rows) { return; }
+  let n4 = p.n / 4u;
+  let base = r * n4;
+  let t = (r % p.rows_per_batch) % p.q_len;
+  var hi = p.n;
+  if (p.causal != 0u) { hi = min(p.n, p.q_offset + t + 1u); }
+  var lo = 0u;
+  if (p.has_key_start != 0u) { lo = min(u32(max(key_start[r / p.rows_per_batch], 0)), hi); }
+  let c0 = lo / 4u;
+  let c1 = (hi + 3u) / 4u;
+  let neg = vec4<f32>(NEG_INF);
+  var m4 = neg;
+  for (var c = c0; c < c1; c++) { m4 = max(m4, select(neg, p.scale * x[base + c], live(c, lo, hi))); }
+  let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
+  var s4 = vec4<f32>(0.0);
+  for (var c = c0; c < c1; c++) {
+    s4 += select(vec4<f32>(0.0), exp(p.scale * x[base + c] - m), live(c, lo, hi));
+  }
+  let s = s4.x + s4.y + s4.z + s4.w;
+  let inv = select(0.0, 1.0 / s, s > 0.0);
+  for (var c = 0u; c < n4; c++) {
+    var v = vec4<f32>(0.0);
+    if (c >= c0 && c < c1) {
+      v = select(vec4<f32>(0.0), exp(p.scale * x[base + c] - m) * inv, live(c, lo, hi));
+    }
+    out[base + c] = v;
+  }
+}
