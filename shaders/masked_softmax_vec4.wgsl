@@ -39,15 +39,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (p.has_key_start != 0u) { lo = min(u32(max(key_start[r / p.rows_per_batch], 0)), hi); }
   let c0 = lo / 4u;
   let c1 = (hi + 3u) / 4u;
+  // One pass for the max and the sum (online softmax): the running sum is rescaled whenever
+  // the max grows, which saves a pass of loads over keeping them apart.
   let neg = vec4<f32>(NEG_INF);
-  var m4 = neg;
-  for (var c = c0; c < c1; c++) { m4 = max(m4, select(neg, p.scale * x[base + c], live(c, lo, hi))); }
-  let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
-  var s4 = vec4<f32>(0.0);
+  var m = NEG_INF;
+  var s = 0.0;
   for (var c = c0; c < c1; c++) {
-    s4 += select(vec4<f32>(0.0), exp(p.scale * x[base + c] - m), live(c, lo, hi));
+    let v = select(neg, p.scale * x[base + c], live(c, lo, hi));
+    let mc = max(m, max(max(v.x, v.y), max(v.z, v.w)));
+    let e = exp(v - mc);
+    s = s * exp(m - mc) + (e.x + e.y + e.z + e.w);
+    m = mc;
   }
-  let s = s4.x + s4.y + s4.z + s4.w;
   let inv = select(0.0, 1.0 / s, s > 0.0);
   for (var c = 0u; c < n4; c++) {
     var v = vec4<f32>(0.0);
