@@ -453,6 +453,11 @@ Deno.test("kill -9 during generation and during training, then the same command:
   // The killed attempts' seconds, recorded before each unit and checkpoint.
   const spent = await readJson(`${run}/stage_time.json`);
   assert.ok(spent["teacher-generate"] > 0 && spent.sft > 0, JSON.stringify(spent));
+  // Mid ppo: after its first iteration's checkpoint (of 2). Each PPO arm and SFT run keeps its
+  // own clock, so a method's compute row counts its interrupted attempts too.
+  await killWhen(args, `${run}/ppo/latest.json`);
+  const armSpent = await readJson(`${run}/arm_time.json`);
+  assert.ok(armSpent.sft > 0 && armSpent.ppo > 0, JSON.stringify(armSpent));
   const { code, stderr } = await runToEnd(args);
   assert.equal(code, 0, stderr);
   const a = await readJson(`${dir}/straight/report.json`);
@@ -463,6 +468,11 @@ Deno.test("kill -9 during generation and during training, then the same command:
     b.compute.find((c: { stage: string }) => c.stage === stage).wallSeconds;
   assert.ok(wall("teacher-generate") > spent["teacher-generate"]);
   assert.ok(wall("sft") > spent.sft);
+  const arms = await readJson(`${run}/stages.json`);
+  const armFinal = await readJson(`${run}/arm_time.json`);
+  assert.ok(armFinal.ppo > armSpent.ppo, JSON.stringify(armFinal));
+  assert.equal(arms.ppo.model.wallSeconds, armFinal.ppo);
+  assert.ok(arms.sft.wallSeconds >= armSpent.sft);
   // The final student is bit-identical too.
   const weights = async (r: string) => {
     const l = await readJson(`${r}/sft/latest.json`);

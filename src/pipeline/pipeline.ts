@@ -112,17 +112,18 @@ export async function runPipeline(
       ctx.log(`${name}: done earlier, skipped`);
       continue;
     }
-    const prior = await ctx.run.startStageClock(name);
+    await ctx.run.startStageClock(name);
     let summary;
+    let seconds;
     try {
       summary = await STAGES[name].run(ctx);
+      seconds = ctx.run.stageSeconds();
     } finally {
       ctx.run.stopStageClock();
     }
-    // A resumed stage's wall time includes its interrupted attempts.
-    if (summary.wallSeconds !== undefined) {
-      summary = { ...summary, wallSeconds: prior + summary.wallSeconds };
-    }
+    // A resumed stage's wall time includes its interrupted attempts (its arms' do too, by their
+    // own clocks: arm_time.json).
+    if (summary.wallSeconds !== undefined) summary = { ...summary, wallSeconds: seconds };
     await ctx.metrics.flush();
     await ctx.run.markStageDone(name, summary);
     releasePooledBuffers(ctx, name);

@@ -30,6 +30,7 @@ export class RunDir {
   readonly root: string;
   #stageLock: Promise<unknown> = Promise.resolve();
   #clock: { stage: string; prior: number; start: number } | null = null;
+  #arm: { key: string; prior: number; start: number } | null = null;
 
   constructor(root: string) {
     this.root = root;
@@ -60,6 +61,12 @@ export class RunDir {
     this.#clock = null;
   }
 
+  /** Seconds of the running stage so far, its interrupted attempts included. */
+  stageSeconds(): number {
+    const c = this.#clock;
+    return c ? c.prior + (performance.now() - c.start) / 1000 : 0;
+  }
+
   /**
    * Records the running stage's seconds so far. Every unit and checkpoint write
    * calls it first, so a kill -9 loses only the time since the last one and a
@@ -67,14 +74,49 @@ export class RunDir {
    */
   async saveStageClock(): Promise<void> {
     const c = this.#clock;
-    if (!c) return;
-    const times = await this.#stageTimes();
-    times[c.stage] = c.prior + (performance.now() - c.start) / 1000;
-    await writeFileAtomic(this.path("stage_time.json"), JSON.stringify(times) + "\n");
+    if (c) {
+      const times = await this.#stageTimes();
+      times[c.stage] = c.prior + (performance.now() - c.start) / 1000;
+      await writeFileAtomic(this.path("stage_time.json"), JSON.stringify(times) + "\n");
+    }
+    const a = this.#arm;
+    if (a) {
+      const times = await this.#stageTimes("arm_time.json");
+      times[a.key] = this.armSeconds();
+      await writeFileAtomic(this.path("arm_time.json"), JSON.stringify(times) + "\n");
+    }
   }
 
-  async #stageTimes(): Promise<Record<string, number>> {
-    const v = await this.readJson("stage_time.json");
+  /**
+   * Times one part of a stage (a PPO arm, one SFT run) the way startStageClock times a stage:
+   * from the seconds its interrupted attempts spent (arm_time.json, saved with every checkpoint),
+   * so that each method's compute counts its interrupted attempts too.
+   */
+  async startArmClock(key: string): Promise<void> {
+    const prior = (await this.#stageTimes("arm_time.json"))[key] ?? 0;
+    this.#arm = { key, prior, start: performance.now() };
+  }
+
+  /** Seconds of the running arm so far, its interrupted attempts included. */
+  armSeconds(): number {
+    const a = this.#arm;
+    return a ? a.prior + (performance.now() - a.start) / 1000 : 0;
+  }
+
+  /** Saves the arm's seconds one last time and stops its clock; returns them. */
+  async stopArmClock(): Promise<number> {
+    const a = this.#arm;
+    if (!a) return 0;
+    const seconds = this.armSeconds();
+    this.#arm = null;
+    const times = await this.#stageTimes("arm_time.json");
+    times[a.key] = seconds;
+    await writeFileAtomic(this.path("arm_time.json"), JSON.stringify(times) + "\n");
+    return seconds;
+  }
+
+  async #stageTimes(file = "stage_time.json"): Promise<Record<string, number>> {
+    const v = await this.readJson(file);
     return v !== null && typeof v === "object" && !Array.isArray(v)
       ? v as Record<string, number>
       : {};

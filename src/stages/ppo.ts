@@ -287,7 +287,8 @@ function checkpoint(ctx: StageContext, rel: string, m: PpoRunModels, state: PpoS
 }
 
 async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Promise<StageSummary> {
-  const start = performance.now();
+  // Each arm's wall time counts its interrupted attempts (arm_time.json), as its compute row needs.
+  await ctx.run.startArmClock(rel);
   const cfg: PpoRunConfig = { ...ctx.cfg.ppo, reward };
   const resumed = (await latestCheckpoint(ctx, rel)) !== null;
   const m = await loadRun(ctx, cfg, rel);
@@ -341,6 +342,6 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     tokensGenerated: state.tokensGenerated + labelTokens,
     tokensTrained: state.tokensTrained,
     finalKl: state.lastKl ?? 0,
-    wallSeconds: (performance.now() - start) / 1000,
+    wallSeconds: await ctx.run.stopArmClock(),
   };
 }

@@ -146,7 +146,7 @@ export function sftBatch(ctx: StageContext, run: SftRun, s: number) {
 
 /** Trains (or resumes) one supervised run to its last step; returns its stage summary. */
 export async function sftTrain(ctx: StageContext, run: SftRun): Promise<StageSummary> {
-  const start = performance.now();
+  await ctx.run.startArmClock(run.rel);
   const cfg = run.cfg;
   const steps = run.steps ?? cfg.steps;
   const latest = await latestCheckpoint(ctx, run.rel);
@@ -190,7 +190,7 @@ export async function sftTrain(ctx: StageContext, run: SftRun): Promise<StageSum
     examples: run.examples.length,
     parameters: model.numParameters(),
     tokensTrained: tokens,
-    wallSeconds: (performance.now() - start) / 1000,
+    wallSeconds: await ctx.run.stopArmClock(),
   };
 }
 
