@@ -1,20 +1,8 @@
-// Attention probabilities: softmax(scale * scores) over keys, with a causal
-// mask and, per batch row, the keys before key_start[b] (left padding) masked.
-// scores: [B, rows_per_batch, n_keys], where row r of a batch is query
-// t = r % q_len at absolute position q_offset + t.
+// Attention probabilities: softmax(scale * scores) over the keys each row may
+// attend to (lib/attention_keys.wgsl), 0 elsewhere.
 #include "lib/rows_{{ROWS}}.wgsl"
+#include "lib/attention_keys.wgsl"
 
-struct Params {
-  rows: u32,
-  n: u32,
-  rows_per_batch: u32,
-  q_len: u32,
-  q_offset: u32,
-  causal: u32,
-  has_key_start: u32,
-  scale: f32,
-}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> key_start: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -26,11 +14,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (r >= p.rows) { return; }
   let lane = lane_index(lid);
   let base = r * p.n;
-  let t = (r % p.rows_per_batch) % p.q_len;
-  var hi = p.n;
-  if (p.causal != 0u) { hi = min(p.n, p.q_offset + t + 1u); }
-  var lo = 0u;
-  if (p.has_key_start != 0u) { lo = u32(max(key_start[r / p.rows_per_batch], 0)); }
+  let keys = key_range(r);
+  let lo = keys.x;
+  let hi = keys.y;
   var m = NEG_INF;
   for (var i = lo + lane; i < hi; i += LANES) { m = max(m, p.scale * x[base + i]); }
   m = row_max(m, lane);

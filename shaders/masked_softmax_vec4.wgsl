@@ -3,18 +3,8 @@
 // store instruction, not per byte), and the causal and left-padding masks
 // apply per component.
 #include "lib/rows.wgsl"
+#include "lib/attention_keys.wgsl"
 
-struct Params {
-  rows: u32,
-  n: u32,
-  rows_per_batch: u32,
-  q_len: u32,
-  q_offset: u32,
-  causal: u32,
-  has_key_start: u32,
-  scale: f32,
-}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> key_start: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
@@ -32,11 +22,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (r >= p.rows) { return; }
   let n4 = p.n / 4u;
   let base = r * n4;
-  let t = (r % p.rows_per_batch) % p.q_len;
-  var hi = p.n;
-  if (p.causal != 0u) { hi = min(p.n, p.q_offset + t + 1u); }
-  var lo = 0u;
-  if (p.has_key_start != 0u) { lo = min(u32(max(key_start[r / p.rows_per_batch], 0)), hi); }
+  let keys = key_range(r);
+  let lo = keys.x;
+  let hi = keys.y;
   let c0 = lo / 4u;
   let c1 = (hi + 3u) / 4u;
   // One pass for the max and the sum (online softmax): the running sum is rescaled whenever
