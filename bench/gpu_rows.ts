@@ -40,6 +40,8 @@ const labels = E.keep(
 const hidden = t([B * T, D], 3);
 const norm = t([D], 4);
 const [q, k, v] = [5, 6, 7].map((s) => t([B, 14, T, 64], s));
+// A decode step at batch 64: one query per sequence against a KV cache of T keys (2 KV heads).
+const [dq, dk, dv] = [t([64, 14, 1, 64], 11), t([64, 2, T, 64], 12), t([64, 2, T, 64], 13)];
 const big = t([quick ? 1 << 18 : 1 << 26], 8);
 const params = E.requiresGrad(t([quick ? 1 << 18 : 50_000_000], 9, 0.01));
 params.grad = E.keep(E.tensor(rand(params.size, 10, 0.01), params.shape));
@@ -63,6 +65,11 @@ const OPS: { op: string; shape: string; run: () => E.Tensor | void }[] = [
     op: "attention (causal)",
     shape: `${B}x14x${T}x64`,
     run: () => E.attention(q, k, v, { causal: true }),
+  },
+  {
+    op: "decode attention (batch 64)",
+    shape: `64x14x1x64 / ${T} keys`,
+    run: () => E.attention(dq, dk, dv, { causal: true, qOffset: T - 1 }),
   },
   { op: "sum, whole tensor", shape: `${big.size}`, run: () => E.sum(big) },
   { op: "max over rows", shape: `${B * T}x${D}`, run: () => E.max(hidden, 1) },

@@ -1,14 +1,17 @@
 // Attention for one new query per sequence (a decode step) against a whole
-// KV cache [B, kvHeads, L, D], fused: one invocation per (batch, query head)
-// scores every key, keeps a running softmax (max, sum, rescaled weighted
-// values) and writes the result once. Keys after the query's position
-// q_pos, and before key_start[b] (left padding), are masked. The query and
-// the accumulator stay in registers and rows are read as vec4: on the CPU
-// adapter every storage load is dear. Needs D % 4 == 0 and D <= 128.
-// DIM4 (D / 4) is a pipeline constant, so the loops over it have a fixed trip
-// count of at most 32 and are unrolled: llvmpipe ends a shader's loops after
-// 65,535 steps in all, which counted loops over D would reach at ~2,000 keys.
-#include "lib/rows.wgsl"
+// KV cache [B, kvHeads, L, D], fused: each (batch, query head) is a row
+// (lib/rows_*.wgsl) that scores every key, keeps a running softmax (max, sum,
+// rescaled weighted values) and writes the result once. With a workgroup per
+// row (hardware GPUs) each lane takes every LANES-th key and the lanes' states
+// are merged at the end: a decode step at batch 64 has only 64 x heads rows.
+// Keys after the query's position q_pos, and before key_start[b] (left
+// padding), are masked. The query and the accumulator stay in registers and
+// rows are read as vec4: on the CPU adapter every storage load is dear. Needs
+// D % 4 == 0 and D <= 128. DIM4 (D / 4) is a pipeline constant, so the loops
+// over it have a fixed trip count of at most 32 and are unrolled: llvmpipe
+// ends a shader's loops after 65,535 steps in all, which counted loops over D
+// would reach at ~2,000 keys.
+#include "lib/rows_{{ROWS}}.wgsl"
 
 override DIM4: u32 = 16u;
 
@@ -34,6 +37,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         @builtin(local_invocation_index) lid: u32) {
   let r = row_index(wg, nwg, lid);
   if (r >= p.rows) { return; }
+  let lane = lane_index(lid);
   let b = r / p.heads;
   let h = r % p.heads;
   let kv_heads = p.heads / p.group;
@@ -49,7 +53,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let hi = min(p.keys, p.q_pos + 1u);
   var m = NEG_INF;
   var total = 0.0;
-  for (var j = lo; j < hi; j++) {
+  for (var j = lo + lane; j < hi; j += LANES) {
     let kb = kv_base + j * p.dim4;
     var s = 0.0;
     for (var d = 0u; d < DIM4; d++) { s += dot(qr[d], k[kb + d]); }
@@ -64,6 +68,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     total += w;
     for (var d = 0u; d < DIM4; d++) { acc[d] += w * v[kb + d]; }
   }
+  // The lanes' states, each rescaled to the row's maximum, summed (one lane: as they are).
+  let top = row_max(m, lane);
+  let c = exp(m - top);
+  total = row_sum(total * c, lane);
+  for (var d = 0u; d < DIM4; d++) { acc[d] = row_sum_vec4(acc[d] * c, lane); }
   let inv = select(0.0, 1.0 / total, total > 0.0);
-  for (var d = 0u; d < DIM4; d++) { out[r * p.dim4 + d] = acc[d] * inv; }
+  if (lane == 0u) {
+    for (var d = 0u; d < DIM4; d++) { out[r * p.dim4 + d] = acc[d] * inv; }
+  }
 }

@@ -11,6 +11,7 @@ fn row_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 }
 fn lane_index(lid: u32) -> u32 { return 0u; }
 fn row_sum(v: f32, lane: u32) -> f32 { return v; }
+fn row_sum_vec4(v: vec4<f32>, lane: u32) -> vec4<f32> { return v; }
 fn row_max(v: f32, lane: u32) -> f32 { return v; }
 // (value, index) of the largest value; the lowest index on ties.
 fn row_argmax(v: f32, i: u32, lane: u32) -> u32 { return i; }

@@ -9,6 +9,7 @@ const LANES = {{LANES}}u;
 const NEG_INF = -3.4028234663852886e38;
 
 var<workgroup> red_v: array<f32, {{LANES}}>;
+var<workgroup> red_v4: array<vec4<f32>, {{LANES}}>;
 var<workgroup> red_i: array<u32, {{LANES}}>;
 
 fn row_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -24,6 +25,18 @@ fn row_sum(v: f32, lane: u32) -> f32 {
     workgroupBarrier();
   }
   let total = workgroupUniformLoad(&red_v[0]);
+  workgroupBarrier();
+  return total;
+}
+
+fn row_sum_vec4(v: vec4<f32>, lane: u32) -> vec4<f32> {
+  red_v4[lane] = v;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red_v4[lane] += red_v4[lane + s]; }
+    workgroupBarrier();
+  }
+  let total = workgroupUniformLoad(&red_v4[0]);
   workgroupBarrier();
   return total;
 }

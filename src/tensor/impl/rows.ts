@@ -36,6 +36,7 @@ const ROW_PASSES = new Map([
   ["argmax.wgsl", 1],
   ["sample.wgsl", 68],
   ["masked_softmax.wgsl", 3],
+  ["decode_attention.wgsl", 1],
 ]);
 
 /**
