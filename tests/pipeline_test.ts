@@ -130,8 +130,12 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
   const sd = Math.sqrt(d.reduce((a: number, b: number) => a + (b - mean) ** 2, 0) / (d.length - 1));
   const diff = report.differences["PPO student − SFT student"];
   assert.ok(Math.abs(diff.mean - mean) < 1e-12 && Math.abs(diff.se - sd / Math.sqrt(12)) < 1e-12);
+  // The teacher's worked answers write calculations; the share right is a fraction.
+  const eqs = report.equationAccuracy["teacher pass@1"];
+  assert.ok(eqs > 0.5 && eqs <= 1, JSON.stringify(report.equationAccuracy));
   const md = await Deno.readTextFile(`${run}/report.md`);
   assert.match(md, /\| teacher pass@1 \|/);
+  assert.match(md, /Calculations in those answers that are right/);
   assert.match(md, /PPO student − SFT student: [+-]\d+\.\d ± \d+\.\d points/);
   assert.match(md, /\| sft \| 0 \| [\d,]+ \|/);
   const metrics = await readJsonl(`${run}/metrics.jsonl`);

@@ -11,6 +11,7 @@ import {
   ARITHMETIC_CHARS,
   type ArithmeticConfig,
   ArithmeticConfigError,
+  equations,
   generateArithmetic,
 } from "../src/tasks/arithmetic.ts";
 import { loadGsm8k } from "../src/tasks/gsm8k.ts";
@@ -568,4 +569,16 @@ Deno.test("judge: score parsing, normalised and clamped", () => {
   };
   assert.equal(parseJudgeScore(five, "I give it 4/5"), 0.8);
   assert.equal(parseJudgeScore(five, "no score"), null);
+});
+
+Deno.test("equations counts the calculations a response writes and the right ones", () => {
+  assert.deepEqual(equations(" 12+5=17 17-3=14\n#### 14"), { right: 2, total: 2 });
+  assert.deepEqual(equations(" 12+5=18 18-3=15\n#### 15"), { right: 1, total: 2 });
+  assert.deepEqual(equations(" 3*4=12 12/5=2\n#### 2"), { right: 1, total: 2 });
+  assert.deepEqual(equations("Natalia sold <<48/2=24>>24 and 48 + 24 = 72 clips"), {
+    right: 2,
+    total: 2,
+  });
+  assert.deepEqual(equations(" #### 14"), { right: 0, total: 0 });
+  assert.deepEqual(equations(" 5-9=-4"), { right: 1, total: 1 });
 });

@@ -16,7 +16,7 @@ import { latestCheckpoint, modelDir } from "./checkpoints.ts";
 import { openSource } from "./teacher_generate.ts";
 import { ppoDir, type RewardSource } from "./ppo.ts";
 import { classifierMetrics, loadRewardModel, scoreAll, sequenceOf } from "./reward_train.ts";
-import { answerStyle } from "../tasks/arithmetic.ts";
+import { answerStyle, equations } from "../tasks/arithmetic.ts";
 import { openStudent } from "./student_generate.ts";
 import { type BestOfCost, type Compute, methodCompute } from "./compute.ts";
 
@@ -36,6 +36,8 @@ export interface EvalResult {
   finalKl: Record<string, number>;
   /** Share of each greedy row's answers that work a calculation before the final answer. */
   workedShare: Record<string, number>;
+  /** Share of the calculations in each greedy row's answers that are right (none written, or a run from before it was counted: absent). */
+  equationAccuracy?: Record<string, number>;
   /** Parameter counts (teacher: null when it is served over HTTP). */
   params: { teacher: number | null; student: number };
   tokensGenerated: number;
@@ -120,10 +122,16 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     perQuestion[name] = s;
   };
   const workedShare: Record<string, number> = {};
+  const equationAccuracy: Record<string, number> = {};
   const greedy = async (name: string, slug: string, sampler: Sampler) => {
     const out = await run(`${slug}-greedy`, sampler, [{ temperature: 0, n: 1 }]);
     workedShare[name] = out.filter((r) => answerStyle(r.text) === "worked").length /
       Math.max(out.length, 1);
+    const eq = out.map((r) => equations(r.text)).reduce(
+      (a, e) => ({ right: a.right + e.right, total: a.total + e.total }),
+      { right: 0, total: 0 },
+    );
+    if (eq.total > 0) equationAccuracy[name] = eq.right / eq.total;
     record(name, greedyScores(ctx, qs, out));
   };
 
@@ -267,6 +275,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     rewardModel,
     finalKl,
     workedShare,
+    equationAccuracy,
     params,
     tokensGenerated: tokens,
     compute: methodCompute(await stageSummaries(ctx), bestOfCost, PPO_ROWS),

@@ -42,6 +42,7 @@ export async function writeReport(
     eval: result ? { questions: result.questions, rows: result.rows } : null,
     differences: result ? ppoDifferences([result]) : null,
     workedShare: result?.workedShare ?? null,
+    equationAccuracy: result?.equationAccuracy ?? null,
     pseudoLabels: result?.pseudoLabels ?? null,
     rewardModel: result?.rewardModel ?? null,
     compute: accounts,
@@ -78,6 +79,14 @@ export async function writeReport(
         "",
         `Greedy answers that work a calculation: ${
           share.map(([n, v]) => `${n} ${pct(v)}`).join(", ")
+        }.`,
+      );
+    }
+    const eqs = Object.entries(result.equationAccuracy ?? {});
+    if (eqs.length) {
+      lines.push(
+        `Calculations in those answers that are right (each "a+b=c" checked): ${
+          eqs.map(([n, v]) => `${n} ${pct(v)}`).join(", ")
         }.`,
       );
     }

@@ -243,3 +243,18 @@ export function answerStyle(text: string): "worked" | "answer-only" {
   const head = text.split("####")[0];
   return head.includes("=") ? "worked" : "answer-only";
 }
+
+/**
+ * The calculations a response writes ("12+5=17 17-3=14": whole numbers with +, -, * or /) and
+ * how many of them are right: whether a student's errors are in its arithmetic or elsewhere.
+ */
+export function equations(text: string): { right: number; total: number } {
+  let right = 0, total = 0;
+  for (const [, a, op, b, c] of text.matchAll(/(-?\d+)\s*([+\-*/])\s*(-?\d+)\s*=\s*(-?\d+)/g)) {
+    const [x, y, z] = [Number(a), Number(b), Number(c)];
+    const value = op === "+" ? x + y : op === "-" ? x - y : op === "*" ? x * y : x / y;
+    total++;
+    if (value === z) right++;
+  }
+  return { right, total };
+}
