@@ -5,7 +5,7 @@
  */
 import { OpError } from "../errors.ts";
 import { gpu } from "../gpu/mod.ts";
-import { fitsLoopBudget, kernelChoice } from "../tensor/kernel_choice.ts";
+import { rowLaunch } from "../tensor/impl/rows.ts";
 import { f32bits, fillDense, grid, launch } from "../tensor/launch.ts";
 import { keep, readAll, Tensor, tensor } from "../tensor/tensor.ts";
 
@@ -113,42 +113,31 @@ export class AdamW {
   /** Writes [coef, norm] into clipState: coef = min(1, maxNorm / (norm + 1e-6)). */
   #clip(params: Tensor[]): void {
     const maxNorm = this.#cfg.maxGradNorm;
-    // The chunks and the partials are rows: the adapter's row-kernel flavour (kernel_choice.ts).
-    // On the CPU adapter the finish pass takes a workgroup too when one invocation could not walk
-    // every partial within llvmpipe's loop budget (over ~245M parameters).
-    const partials = params.reduce((n, p) => n + Math.ceil(p.size / CHUNK), 0);
-    const flavour = (workgroup: boolean) => {
-      const wg = workgroup ? 256 : 64;
-      return {
-        shader: "optim/grad_norm.wgsl",
-        bindings: ["read", "rw", "rw"] as const,
-        defines:
-          (workgroup ? { ROWS: "workgroup", LANES: String(wg) } : { ROWS: "invocation" }) as Record<
-            string,
-            string
-          >,
-        constants: { WG: wg },
-      };
-    };
-    const workgroup = kernelChoice().rows === "workgroup";
-    const spec = flavour(workgroup);
+    // The chunks and the partials are rows (impl/rows.ts): the adapter's row-kernel flavour, and
+    // a workgroup on the CPU adapter where one invocation could not walk them all.
+    const shader = "optim/grad_norm.wgsl";
+    const writes = [1, 2];
     let offset = 0;
     for (const p of params) {
       const chunks = Math.ceil(p.size / CHUNK);
-      launch(
-        { ...spec, entry: "partial" },
+      rowLaunch(
+        shader,
+        {},
         [p.grad!, this.#partials, this.clipState],
         [p.size, offset, CHUNK, 0, f32bits(maxNorm)],
-        grid(chunks, workgroup ? 1 : 64),
+        chunks,
+        { entry: "partial", walk: CHUNK, writes },
       );
       offset += chunks;
     }
     const first = params[0]?.grad ?? this.#partials;
-    launch(
-      { ...flavour(workgroup || !fitsLoopBudget(partials)), entry: "finish" },
+    rowLaunch(
+      shader,
+      {},
       [first, this.#partials, this.clipState],
       [0, 0, CHUNK, offset, f32bits(maxNorm)],
-      [1, 1, 1],
+      1,
+      { entry: "finish", walk: offset, writes },
     );
   }
 

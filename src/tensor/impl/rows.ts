@@ -37,6 +37,7 @@ const ROW_PASSES = new Map([
   ["sample.wgsl", 68],
   ["masked_softmax.wgsl", 3],
   ["decode_attention.wgsl", 1],
+  ["optim/grad_norm.wgsl", 1],
 ]);
 
 /**
@@ -58,7 +59,7 @@ function rowLanes(n: number): number {
  * One row per invocation or per workgroup, as the kernel choice says; on the software adapter a
  * row too long for one invocation's loop budget goes to a workgroup (its lanes share the walk).
  */
-function rowLaunch(
+export function rowLaunch(
   shader: string,
   defines: Record<string, string>,
   bindings: Binding[],
@@ -72,9 +73,11 @@ function rowLaunch(
     walk?: number;
     /** Pipeline constants besides the workgroup size. */
     constants?: Record<string, number>;
+    /** The shader's entry point, when not main. */
+    entry?: string;
   } = {},
 ) {
-  const { writes, perInvocation = false, constants = {} } = opts;
+  const { writes, perInvocation = false, constants = {}, entry } = opts;
   const passes = ROW_PASSES.get(shader);
   const n = opts.walk ?? params[1];
   const walk = (lanes: number) => (passes ?? 1) * Math.ceil(n / lanes);
@@ -91,7 +94,7 @@ function rowLaunch(
   if (workgroup) {
     const d = { ...defines, ROWS: "workgroup", LANES: String(lanes) };
     launch(
-      { shader, defines: d, constants: { ...constants, WG: lanes } },
+      { shader, entry, defines: d, constants: { ...constants, WG: lanes } },
       bindings,
       params,
       grid(rows, 1),
@@ -103,7 +106,7 @@ function rowLaunch(
   const twin = n % 4 === 0 && !perInvocation ? VEC4_TWIN.get(shader) : undefined;
   const d = passes !== undefined && !twin ? { ...defines, ROWS: "invocation" } : defines;
   launch(
-    { shader: twin ?? shader, defines: d, constants: { ...constants, WG: wg } },
+    { shader: twin ?? shader, entry, defines: d, constants: { ...constants, WG: wg } },
     bindings,
     params,
     grid(rows, wg),
