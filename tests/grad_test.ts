@@ -167,6 +167,18 @@ const CASES: Record<DiffOp, () => Promise<void>> = {
       (x) => E.logSoftmax(x),
       (x) => R.rows(x, 7, R.logSoftmaxRow),
     ),
+  fusedAttention: () => {
+    // Called as the op itself, so it runs whatever the adapter's attention choice.
+    const [B, Hq, Hkv, Tq, Tk, D] = [2, 4, 2, 5, 7, 8];
+    const attrs = { scale: 0.4, causal: true, qOffset: 2 };
+    const keyStart = [1, 4];
+    return gradcheck(
+      "fusedAttention",
+      [inp([B, Hq, Tq, D]), inp([B, Hkv, Tk, D]), inp([B, Hkv, Tk, D])],
+      (q, k, v) => apply("fusedAttention", [q, k, v, E.tensor(Int32Array.from(keyStart))], attrs),
+      (q, k, v) => R.attention(q, k, v, [B, Hq, Tq, D], Hkv, Tk, { ...attrs, keyStart }),
+    );
+  },
   attentionSoftmax: () => {
     // scores [B=2, X=1, R=2*3 (G=2, Tq=3), Tk=5], query t at qOffset 2 + t, batch 1 left-padded by 1.
     const keyStart = { data: new Int32Array([0, 1]), shape: [2], grad: false };

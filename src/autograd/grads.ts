@@ -104,6 +104,15 @@ export const GRADS: Grads = {
     apply("softmaxBackward", [out, g], { log: false, scale }),
     ...ins.slice(1).map(() => null),
   ],
+  fusedAttention: (g, [q, k, v, keyStart], out, attrs) => {
+    const ks = keyStart ? [keyStart] : [];
+    // The softmax gradient's row term, dO . O, per query row.
+    const delta = T.sum(T.mul(g, out), 3);
+    const dq = apply("attentionBackwardQ", [q, k, v, out, g, delta, ...ks], attrs);
+    const dkv = apply("attentionBackwardKV", [q, k, v, out, g, delta, ...ks], attrs);
+    const D = q.shape[3];
+    return [dq, T.narrow(dkv, 3, 0, D), T.narrow(dkv, 3, D, D), ...ks.map(() => null)];
+  },
   crossEntropy: (g, [logits, labels, mask], _, { ignoreIndex }) => [
     apply("crossEntropyBackward", mask ? [logits, labels, g, mask] : [logits, labels, g], {
       ignoreIndex,

@@ -170,7 +170,8 @@ export class CausalLM {
         heads,
         c.headDim,
       ]);
-    const toHeads = (t: Tensor) => E.contiguous(E.permute(t, [0, 2, 1, 3]));
+    // A view: the fused attention reads [B, T, heads, D] in place (the composed one copies).
+    const toHeads = (t: Tensor) => E.permute(t, [0, 2, 1, 3]);
     const q = toHeads(E.rope(project("q_proj", c.numHeads), positions, this.#rope));
     let k = toHeads(E.rope(project("k_proj", c.numKvHeads), positions, this.#rope));
     let v = toHeads(project("v_proj", c.numKvHeads));

@@ -6,6 +6,8 @@ import { OpError } from "../errors.ts";
 import { apply } from "./apply.ts";
 import { gpu } from "../gpu/mod.ts";
 import { copyInto, fillDense, normAxis } from "./launch.ts";
+import { kernelChoice } from "./kernel_choice.ts";
+import { fusedAttentionFits } from "./impl/attention.ts";
 import type { BinaryOp, CompareOp, UnaryOp } from "./ops.ts";
 import { type DType, numel, type Shape, Tensor, tensor } from "./tensor.ts";
 
@@ -324,6 +326,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     const inputs = [contiguous(q), k, v, ...(opts.keyStart ? [opts.keyStart] : [])];
     return apply("decodeAttention", inputs, { scale, qPos: opts.qOffset ?? Tk - 1 });
   }
+  const causal = opts.causal ?? true;
+  const qOffset = opts.qOffset ?? Tk - Tq;
+  const choice = kernelChoice().attention;
+  const grad = q.requiresGrad || k.requiresGrad || v.requiresGrad;
+  if ((choice === "fused" || (choice === "fused-inference" && !grad)) && fusedAttentionFits(q, k)) {
+    const inputs = opts.keyStart ? [q, k, v, opts.keyStart] : [q, k, v];
+    return apply("fusedAttention", inputs, { scale, causal, qOffset });
+  }
   // The scores are one buffer: past the per-binding limit, attend over batch chunks.
   const rowBytes = Hq * Tq * Tk * 4;
   const maxBytes = opts.maxScoreBytes ?? gpu().device.limits.maxStorageBufferBindingSize;
@@ -345,9 +355,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const inputs = opts.keyStart ? [scores, opts.keyStart] : [scores];
   const probs = apply("attentionSoftmax", inputs, {
     scale,
-    causal: opts.causal ?? true,
+    causal,
     qLen: Tq,
-    qOffset: opts.qOffset ?? Tk - Tq,
+    qOffset,
   });
   return reshape(matmul(probs, v), [B, Hq, Tq, v.shape[3]]);
 }

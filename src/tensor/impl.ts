@@ -23,6 +23,7 @@ import {
 } from "./impl/rows.ts";
 import { embedding, embeddingBackward, gatherLast, scatterLast } from "./impl/indexing.ts";
 import { matmul } from "./impl/matmul.ts";
+import { attentionBackwardKV, attentionBackwardQ, fusedAttention } from "./impl/attention.ts";
 
 export type OpImpl<K extends OpName> = (inputs: Tensor[], attrs: OpAttrs[K]) => Tensor;
 
@@ -57,6 +58,9 @@ export const IMPL: Table = {
   softmaxBackward,
   attentionSoftmax,
   decodeAttention,
+  fusedAttention,
+  attentionBackwardQ,
+  attentionBackwardKV,
   crossEntropy,
   crossEntropyBackward,
   rmsNorm,

@@ -16,11 +16,23 @@ export interface KernelChoice {
   rows: "invocation" | "workgroup";
   /** Reductions with few outputs (a whole-tensor sum): one pass, or chunks of each row first and then the chunks' results. */
   reduce: "one-pass" | "two-pass";
+  /**
+   * Attention over many queries: fused kernels (impl/attention.ts), matmuls around a masked
+   * softmax, or fused only where no gradient is needed (on the CPU adapter the fused forward took
+   * 31-35 ms against 45-62 at the PPO shape, its backward longer than the composed one's;
+   * bench/attention_block.ts).
+   */
+  attention: "fused" | "composed" | "fused-inference";
 }
 
 export const KERNEL_CHOICE: Record<AdapterKind, KernelChoice> = {
-  software: { matmul: "blocked", rows: "invocation", reduce: "one-pass" },
-  hardware: { matmul: "gpu", rows: "workgroup", reduce: "two-pass" },
+  software: {
+    matmul: "blocked",
+    rows: "invocation",
+    reduce: "one-pass",
+    attention: "fused-inference",
+  },
+  hardware: { matmul: "gpu", rows: "workgroup", reduce: "two-pass", attention: "composed" },
 };
 
 let forced: Partial<KernelChoice> = {};

@@ -5,6 +5,8 @@
  * name here makes the type checker point at both.
  */
 
+import type { FusedAttentionAttrs } from "./impl/attention.ts";
+
 /** Elementwise f(x): WGSL expressions of `x` (and `p.s0`, `p.s1` for attrs). */
 export const UNARY = {
   neg: "-x",
@@ -109,6 +111,11 @@ export interface OpAttrs
   attentionSoftmax: { scale: number; causal: boolean; qLen: number; qOffset: number };
   /** One query per sequence against a whole KV cache, fused (decode steps; no gradient). */
   decodeAttention: { scale: number; qPos: number };
+  /** softmax(scale q kᵀ, masked) v for many queries, fused (src/tensor/impl/attention.ts). */
+  fusedAttention: FusedAttentionAttrs;
+  attentionBackwardQ: FusedAttentionAttrs;
+  /** dL/dk and dL/dv side by side on the last axis. */
+  attentionBackwardKV: FusedAttentionAttrs;
   /** Per-row -log softmax(x)[label], times an optional mask. */
   crossEntropy: { ignoreIndex: number };
   crossEntropyBackward: { ignoreIndex: number };
@@ -138,6 +145,8 @@ export type OpName = keyof OpAttrs;
 const NON_DIFF_OPS = [
   "argmax",
   "decodeAttention",
+  "attentionBackwardQ",
+  "attentionBackwardKV",
   "cast",
   "sample",
   "softmaxBackward",

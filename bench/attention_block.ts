@@ -1,0 +1,49 @@
+/**
+ * The fused attention kernels' block shapes side by side at the PPO shape
+ * (64 sequences x 4 heads x 176 positions, head_dim 12), beside the composed
+ * kernels (matmuls around a masked softmax), GPU time from timestamp queries,
+ * interleaved in one process: `deno run -A bench/attention_block.ts`.
+ */
+import * as E from "../mod.ts";
+import { setAttentionBlock } from "../src/tensor/impl/attention.ts";
+import { forceKernels } from "../src/tensor/kernel_choice.ts";
+
+const gpu = await E.initGpu();
+const [B, H, T, D] = [64, 4, 176, 12];
+const rand = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
+const x = () => E.keep(E.requiresGrad(E.tensor(rand(B * H * T * D), [B, H, T, D])));
+const [q, k, v] = [x(), x(), x()];
+const w = E.keep(E.tensor(rand(B * H * T * D), [B, H, T, D]));
+const keyStart = E.keep(E.tensor(Int32Array.from({ length: B }, (_, i) => i % 7)));
+
+async function time(name: string, backward: boolean) {
+  const step = () =>
+    E.tidy(() => {
+      const o = E.attention(q, k, v, { causal: true, qOffset: 0, keyStart });
+      if (backward) E.backward(E.sum(E.mul(o, w)));
+      for (const t of [q, k, v]) if (t.grad) (t.grad.destroy(), (t.grad = null));
+    });
+  step();
+  await gpu.recorder.sync();
+  gpu.recorder.startProfile();
+  for (let i = 0; i < 3; i++) step();
+  const rep = await gpu.recorder.stopProfile();
+  const ms = [...rep.values()].reduce((s, v) => s + v.ms, 0) / 3;
+  console.log(JSON.stringify({ name, backward, ms: +ms.toFixed(1) }));
+}
+
+const shapes = [{ lanes: 8, rows: 1 }, { lanes: 8, rows: 2 }, { lanes: 8, rows: 4 }, {
+  lanes: 4,
+  rows: 4,
+}, { lanes: 8, rows: 8 }];
+for (let rep = 0; rep < 2; rep++) {
+  for (const backward of Deno.args.includes("--backward") ? [false, true] : [false]) {
+    forceKernels({ attention: "composed" });
+    await time("composed", backward);
+    forceKernels({ attention: "fused" });
+    for (const s of shapes) {
+      setAttentionBlock(s);
+      await time(`fused lanes ${s.lanes} rows ${s.rows}`, backward);
+    }
+  }
+}
