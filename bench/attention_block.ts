@@ -2,17 +2,21 @@
  * The fused attention kernels' block shapes side by side at the PPO shape
  * (64 sequences x 4 heads x 176 positions, head_dim 12), beside the composed
  * kernels (matmuls around a masked softmax), GPU time from timestamp queries,
- * interleaved in one process: `deno run -A bench/attention_block.ts`.
+ * interleaved in one process: `deno run -A bench/attention_block.ts
+ * [--backward] [--qwen]` (--qwen: Qwen2.5-0.5B's attention, 8 x 512
+ * positions, 14 query heads over 2 kv heads of 64; bench/gpu.sh runs it).
  */
 import * as E from "../mod.ts";
 import { setAttentionBlock } from "../src/tensor/impl/attention.ts";
 import { forceKernels } from "../src/tensor/kernel_choice.ts";
 
 const gpu = await E.initGpu();
-const [B, H, T, D] = [64, 4, 176, 12];
+const qwen = Deno.args.includes("--qwen");
+const [B, H, Hkv, T, D] = qwen ? [8, 14, 2, 512, 64] : [64, 4, 4, 176, 12];
 const rand = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
-const x = () => E.keep(E.requiresGrad(E.tensor(rand(B * H * T * D), [B, H, T, D])));
-const [q, k, v] = [x(), x(), x()];
+const x = (heads: number) =>
+  E.keep(E.requiresGrad(E.tensor(rand(B * heads * T * D), [B, heads, T, D])));
+const [q, k, v] = [x(H), x(Hkv), x(Hkv)];
 const w = E.keep(E.tensor(rand(B * H * T * D), [B, H, T, D]));
 const keyStart = E.keep(E.tensor(Int32Array.from({ length: B }, (_, i) => i % 7)));
 
@@ -29,7 +33,10 @@ async function time(name: string, backward: boolean) {
   for (let i = 0; i < 3; i++) step();
   const rep = await gpu.recorder.stopProfile();
   const ms = [...rep.values()].reduce((s, v) => s + v.ms, 0) / 3;
-  console.log(JSON.stringify({ name, backward, ms: +ms.toFixed(1) }));
+  const adapter = gpu.info.description;
+  console.log(
+    JSON.stringify({ name, backward, shape: { B, H, Hkv, T, D }, ms: +ms.toFixed(2), adapter }),
+  );
 }
 
 const shapes = [{ lanes: 8, rows: 1 }, { lanes: 8, rows: 2 }, { lanes: 8, rows: 4 }, {

@@ -60,6 +60,9 @@ run() {
   echo "== row kernels and reductions, each flavour"
   timeout 90 $d rows --json | tee "$out/rows.jsonl"
 
+  echo "== fused against composed attention, Qwen2.5-0.5B's attention shape"
+  timeout 60 $d attention --backward --qwen | tee "$out/attention.jsonl"
+
   echo "== Qwen2.5-0.5B-shaped student"
   timeout 240 $d model --preset qwen2.5-0.5b --json --train-steps 3 | tee "$out/qwen.jsonl" ||
     timeout 150 $d model --preset qwen2.5-0.5b --json --train-steps 3 --batch 4 | tee "$out/qwen.jsonl"
