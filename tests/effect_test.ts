@@ -86,6 +86,21 @@ Deno.test("aggregation across seeds: per-seed values, mean ± SE, and the paired
   // Compute is the mean over seeds (the fake PPO row generated 100 × the teacher's accuracy).
   assertClose([agg.compute["PPO student"].tokensGenerated], [80], { atol: 1e-9 });
   assert.equal(agg.compute["PPO student"].tokensTrained, 1000);
+  // No ablation reward model ran: no row for it.
+  assert.ok(!agg.rows.some((r) => r.name.startsWith("teacher-only reward model")));
+  // Where it ran (ppo.rewards "model-teacher"), its held-out AUC gets a row per seed.
+  results.forEach((r, i) => {
+    r.eval.rewardModelTeacherOnly = {
+      accuracy: 0.6,
+      auc: 0.6 + i / 10,
+      aucWithinQuestion: 0.5,
+      n: 9,
+    };
+  });
+  const ablation = aggregate(results).rows.find((r) =>
+    r.name === "teacher-only reward model held-out AUC (gold)"
+  )!;
+  assertClose(ablation.perSeed, [0.6, 0.7, 0.8], { atol: 1e-12 });
 });
 
 Deno.test("the effect study runs every seed and reward source on tiny inputs", async () => {

@@ -187,7 +187,7 @@ Deno.test("reward.init starts the reward model from another checkpoint with the 
   );
 });
 
-Deno.test("reward.responses=teacher trains the reward model on the teacher's responses only", async () => {
+Deno.test("reward.responses=teacher trains the reward model on the teacher's responses only, alone or as a PPO arm beside the method's", async () => {
   const run = await afterStudentGenerate("rm-teacher-only");
   const ok = await runToEnd([
     "reward-train",
@@ -206,6 +206,45 @@ Deno.test("reward.responses=teacher trains the reward model on the teacher's res
   assert.ok(only.train > 0 && only.train < both.train, `${only.train} vs ${both.train}`);
   assert.ok(only.train + studentRows >= both.train);
   assert.equal(only.heldOut.n, both.heldOut.n);
+
+  // ppo.rewards "model-teacher": the same ablation as a second reward model beside the
+  // method's, and a PPO arm against it, in one run.
+  const arm = await afterStudentGenerate("rm-teacher-arm");
+  const sets = ['ppo.rewards=["model","model-teacher"]', "ppo.iterations=2"]
+    .flatMap((s) => ["--set", s]);
+  const done = await runToEnd([...sets, "--set", `runsDir=${dir}`, "--name", "rm-teacher-arm"]);
+  assert.equal(done.code, 0, done.stderr);
+  const stages = await readJson(`${arm}/stages.json`);
+  const rt = stages["reward-train"];
+  assert.equal(rt.train, both.train);
+  assert.deepEqual(rt.teacherOnly.train, only.train);
+  // The ablation's reward model is the one reward.responses=teacher trains, score for score.
+  assert.deepEqual(
+    await readJson(`${arm}/rm-teacher/heldout.json`),
+    await readJson(`${run}/rm/heldout.json`),
+  );
+  const ckpt = (await readJson(`${arm}/ppo-model-teacher/latest.json`)).dir;
+  await Deno.stat(`${arm}/${ckpt}/policy/model.safetensors`);
+  const report = await readJson(`${arm}/report.json`);
+  const row = "PPO student (reward model on teacher responses)";
+  assert.ok(row in report.eval.rows, Object.keys(report.eval.rows).join(", "));
+  assert.ok(`${row} − SFT student` in report.differences);
+  assert.equal(report.rewardModelTeacherOnly.n, rt.heldOut.n);
+  // Each arm's compute counts its own reward model: the method's needs the student's samples.
+  const cost = report.methodCompute;
+  assert.equal(
+    cost[row].tokensTrained,
+    rt.teacherOnly.tokensTrained + stages.ppo["model-teacher"].tokensTrained,
+  );
+  assert.equal(cost[row].tokensGenerated, stages.ppo["model-teacher"].tokensGenerated);
+  assert.equal(
+    cost["PPO student"].tokensTrained,
+    rt.tokensTrained - rt.teacherOnly.tokensTrained + stages.ppo.model.tokensTrained,
+  );
+  assert.match(
+    await Deno.readTextFile(`${arm}/report.md`),
+    /Reward model trained on teacher responses only on held-out responses, against gold correctness: accuracy/,
+  );
 });
 
 Deno.test("reward.pairs=question trains with same-question pairs; the held-out AUC within a question is reported", async () => {

@@ -51,6 +51,14 @@ export function aggregate(results: SeedResult[]): {
       (e) => e.rewardModel?.aucWithinQuestion ?? NaN,
     ),
   ];
+  if (results.some((r) => r.eval.rewardModelTeacherOnly)) {
+    rows.push(
+      row(
+        "teacher-only reward model held-out AUC (gold)",
+        (e) => e.rewardModelTeacherOnly?.auc ?? NaN,
+      ),
+    );
+  }
   const differences = ppoDifferences(results.map((r) => r.eval));
   const klNames = [...new Set(results.flatMap((r) => Object.keys(r.eval.finalKl ?? {})))];
   const finalKl = klNames.map((n) => row(n, (e) => e.finalKl?.[n] ?? NaN));

@@ -176,11 +176,11 @@ export const configSchema = obj({
   ppo: obj({
     iterations: int({ default: 30, min: 0 }),
     promptsPerIteration: int({ default: 16, min: 1 }),
-    rewards: arr(oneOf(["model", "pseudo", "gold", "vote"]), {
+    rewards: arr(oneOf(["model", "model-teacher", "pseudo", "gold", "vote"]), {
       default: ["model"],
       min: 1,
       doc:
-        "one PPO run per entry: model = the learned reward model (the method); pseudo = match with the pseudo-label; gold = gold correctness (an upper bound the method cannot use); vote = match with the majority of the student's own samples of the prompt (TTRL/SRT; needs samplesPerPrompt >= 2)",
+        "one PPO run per entry: model = the learned reward model (the method); model-teacher = a second reward model trained on the teacher's responses only (the paper's ablation); pseudo = match with the pseudo-label; gold = gold correctness (an upper bound the method cannot use); vote = match with the majority of the student's own samples of the prompt (TTRL/SRT; needs samplesPerPrompt >= 2)",
     }),
     advantage: oneOf(["gae", "group"], {
       default: "group",

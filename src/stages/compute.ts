@@ -31,6 +31,14 @@ function cost(s: Summary): Compute {
   };
 }
 
+function minus(a: Compute, b: Compute): Compute {
+  return {
+    tokensGenerated: a.tokensGenerated - b.tokensGenerated,
+    tokensTrained: a.tokensTrained - b.tokensTrained,
+    wallSeconds: a.wallSeconds - b.wallSeconds,
+  };
+}
+
 function plus(...cs: Compute[]): Compute {
   return cs.reduce((a, c) => ({
     tokensGenerated: a.tokensGenerated + c.tokensGenerated,
@@ -47,13 +55,23 @@ export function methodCompute(
   ppoRows: Record<string, string>,
 ): Record<string, Compute> {
   const out: Record<string, Compute> = { "SFT student": ZERO };
-  // The learned reward model needs the student's samples and its own training.
-  const rewardModel = plus(cost(stages["student-generate"]), cost(stages["reward-train"]));
+  // The learned reward model needs the student's samples and its own training; the
+  // reward-train stage's totals include the ablation's reward model when it ran.
+  const ablation = cost(stages["reward-train"]?.teacherOnly as Summary);
+  const rewardModel = plus(
+    cost(stages["student-generate"]),
+    minus(cost(stages["reward-train"]), ablation),
+  );
   const ppo = stages.ppo ?? {};
   for (const [reward, row] of Object.entries(ppoRows)) {
     const arm = ppo[reward] as Summary;
     if (!arm) continue;
-    out[row] = reward === "model" ? plus(rewardModel, cost(arm)) : cost(arm);
+    // The ablation's reward model trains on responses the teacher already gave: no student samples.
+    out[row] = reward === "model"
+      ? plus(rewardModel, cost(arm))
+      : reward === "model-teacher"
+      ? plus(ablation, cost(arm))
+      : cost(arm);
   }
   const gkd = stages.gkd;
   if (gkd && (gkd.steps as number) > 0) out["GKD student"] = cost(gkd);

@@ -23,6 +23,14 @@ import { type BestOfCost, type Compute, methodCompute } from "./compute.ts";
 /** Per-question correctness, by metric name. */
 export type Scores = Record<string, boolean[]>;
 
+/** A reward model's held-out scores against gold correctness. */
+export interface RewardModelMetrics {
+  accuracy: number;
+  auc: number;
+  aucWithinQuestion: number;
+  n: number;
+}
+
 export interface EvalResult {
   questions: number;
   /** Metric name -> accuracy, per row of the table. */
@@ -31,7 +39,9 @@ export interface EvalResult {
   perQuestion: Record<string, Record<string, boolean[]>>;
   pseudoLabels: { all: number; kept: number; keptFraction: number };
   /** Held-out, against gold; aucWithinQuestion: pairs of answers to the same question only. */
-  rewardModel: { accuracy: number; auc: number; aucWithinQuestion: number; n: number } | null;
+  rewardModel: RewardModelMetrics | null;
+  /** The same for the ablation's reward model on teacher responses only, when it ran. */
+  rewardModelTeacherOnly?: RewardModelMetrics | null;
   /** Mean per-response KL of each PPO student to the SFT reference, at its last iteration. */
   finalKl: Record<string, number>;
   /** Share of each greedy row's answers that work a calculation before the final answer. */
@@ -57,6 +67,7 @@ export function bestOf(scores: number[], n: number): number {
 /** Table rows of the PPO students, by reward source. */
 export const PPO_ROWS: Record<RewardSource, string> = {
   model: "PPO student",
+  "model-teacher": "PPO student (reward model on teacher responses)",
   pseudo: "PPO student (pseudo-label reward)",
   gold: "PPO student (gold reward)",
   vote: "PPO student (online majority reward)",
@@ -247,32 +258,30 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     keptFraction: kept.length / Math.max(all.length, 1),
   };
 
-  // The reward model's held-out scores against gold correctness.
-  const held = (await ctx.run.readJson("rm/heldout.json")) as {
-    id: string;
-    answer: string | null;
-    score: number;
-  }[] | null;
-  let rewardModel: EvalResult["rewardModel"] = null;
-  if (held?.length) {
+  // The reward models' held-out scores against gold correctness.
+  const heldOutMetrics = async (rel: string): Promise<RewardModelMetrics | null> => {
+    const held = (await ctx.run.readJson(`${rel}/heldout.json`)) as {
+      id: string;
+      answer: string | null;
+      score: number;
+    }[] | null;
+    if (!held?.length) return null;
     const m = classifierMetrics(
       held.map((h) => h.score),
       held.map((h) => (sameAnswer(h.answer, gold.get(h.id) ?? null) ? 1 : 0)),
       held.map((h) => h.id),
     );
-    rewardModel = {
-      accuracy: m.accuracy,
-      auc: m.auc,
-      aucWithinQuestion: m.aucWithinQuestion,
-      n: m.n,
-    };
-  }
+    return { accuracy: m.accuracy, auc: m.auc, aucWithinQuestion: m.aucWithinQuestion, n: m.n };
+  };
+  const rewardModel = await heldOutMetrics("rm");
+  const rewardModelTeacherOnly = await heldOutMetrics("rm-teacher");
   const result: EvalResult = {
     questions: qs.length,
     rows,
     perQuestion,
     pseudoLabels,
     rewardModel,
+    rewardModelTeacherOnly,
     finalKl,
     workedShare,
     equationAccuracy,

@@ -53,7 +53,7 @@ interface Rollout extends ScoredRollout {
   lengths: number[];
 }
 
-export type RewardSource = "model" | "pseudo" | "gold" | "vote";
+export type RewardSource = "model" | "model-teacher" | "pseudo" | "gold" | "vote";
 
 /** Where a reward source's PPO run lives: the method's in ppo/, the baselines beside it. */
 export function ppoDir(reward: RewardSource): string {
@@ -183,7 +183,11 @@ async function loadRun(
     ? null
     : (await loadPretrained(resumeDir ? `${resumeDir}/value` : sftDir, { head: "score" })).model;
   const { model: ref } = await loadPretrained(sftDir);
-  const rm = cfg.reward === "model" ? await loadRewardModel(ctx) : null;
+  const rm = cfg.reward === "model"
+    ? await loadRewardModel(ctx, "rm")
+    : cfg.reward === "model-teacher"
+    ? await loadRewardModel(ctx, "rm-teacher")
+    : null;
   const trainer = (model: CausalLM, lr: number) =>
     new Trainer(model, { lr, totalSteps: 1, schedule: "constant", maxGradNorm: cfg.maxGradNorm });
   const policyTrainer = trainer(policy, cfg.lr);

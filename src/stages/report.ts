@@ -45,6 +45,7 @@ export async function writeReport(
     equationAccuracy: result?.equationAccuracy ?? null,
     pseudoLabels: result?.pseudoLabels ?? null,
     rewardModel: result?.rewardModel ?? null,
+    rewardModelTeacherOnly: result?.rewardModelTeacherOnly ?? null,
     compute: accounts,
     methodCompute: result?.compute ?? null,
   };
@@ -112,15 +113,16 @@ export async function writeReport(
         } nats per response at its last iteration.`,
       );
     }
-    if (result.rewardModel) {
+    const models = [
+      ["Reward model", result.rewardModel],
+      ["Reward model trained on teacher responses only", result.rewardModelTeacherOnly],
+    ] as const;
+    for (const [what, m] of models) {
+      if (!m) continue;
       lines.push(
-        `Reward model on held-out responses, against gold correctness: accuracy ${
-          pct(result.rewardModel.accuracy)
-        }, ` +
-          `AUC ${result.rewardModel.auc.toFixed(3)} (${result.rewardModel.n} responses), ` +
-          `within a question's answers ${
-            (result.rewardModel.aucWithinQuestion ?? NaN).toFixed(3)
-          }.`,
+        `${what} on held-out responses, against gold correctness: accuracy ${pct(m.accuracy)}, ` +
+          `AUC ${m.auc.toFixed(3)} (${m.n} responses), ` +
+          `within a question's answers ${(m.aucWithinQuestion ?? NaN).toFixed(3)}.`,
       );
     }
   }

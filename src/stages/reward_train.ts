@@ -37,7 +37,11 @@ export interface ScoredRow {
 }
 
 /** Where a logprob reward model keeps its fitted scale and bias. */
-const HEAD_FILE = "rm/reward_head.json";
+/** A reward model's run folder: the method's, or the paper's ablation trained on teacher responses only. */
+export type RewardModelDir = "rm" | "rm-teacher";
+
+/** The logprob scorer's fitted scale and bias. */
+const headFile = (rel: RewardModelDir) => `${rel}/reward_head.json`;
 
 /** Scores [B] of sequences whose responses begin at `starts`. */
 export type Scorer = (seqs: number[][], starts: number[]) => Tensor;
@@ -84,13 +88,14 @@ export function scorerOf(model: CausalLM, head: LogprobHead | null, pad: number)
 /** The trained reward model of a run, and how it scores. */
 export async function loadRewardModel(
   ctx: StageContext,
+  rel: RewardModelDir = "rm",
 ): Promise<{ model: CausalLM; scorer: Scorer; tokenizer: Tokenizer }> {
-  const dir = await modelDir(ctx, "rm");
+  const dir = await modelDir(ctx, rel);
   // A checkpoint with a score head is a last-token model; a causal LM is a logprob one.
   const lastToken = (await readConfig(dir)).head === "score";
-  const head = lastToken ? null : (await ctx.run.readJson(HEAD_FILE)) as LogprobHead | null;
+  const head = lastToken ? null : (await ctx.run.readJson(headFile(rel))) as LogprobHead | null;
   if (!lastToken && !head) {
-    throw new EngineError(`${ctx.run.path(HEAD_FILE)}: missing; run reward-train again`);
+    throw new EngineError(`${ctx.run.path(headFile(rel))}: missing; run reward-train again`);
   }
   const { model, tokenizer } = await loadPretrained(dir, lastToken ? { head: "score" } : undefined);
   return { model, scorer: scorerOf(model, head, tokenizer.padId ?? 0), tokenizer };
@@ -206,7 +211,11 @@ export function classifierMetrics(
 }
 
 /** Teacher and student responses of kept questions, labelled, split into train and held-out by question. */
-export async function rewardData(ctx: StageContext, tokenizer: Tokenizer) {
+export async function rewardData(
+  ctx: StageContext,
+  tokenizer: Tokenizer,
+  responses = ctx.cfg.reward.responses,
+) {
   const cfg = ctx.cfg.reward;
   const labels = await readLabels(ctx);
   const teacher = (await teacherRows(ctx)).filter((r) => labels.get(r.id)?.kept);
@@ -228,7 +237,7 @@ export async function rewardData(ctx: StageContext, tokenizer: Tokenizer) {
   const held = (id: string) =>
     (hash32(`${id}:${ctx.cfg.seed}`) % 10000) / 10000 < cfg.heldOutFraction;
   // The paper's ablation trains on the teacher's responses only; held-out stays both kinds.
-  const trained = (r: ScoredRow) => cfg.responses === "teacher+student" || r.source === "teacher";
+  const trained = (r: ScoredRow) => responses === "teacher+student" || r.source === "teacher";
   return {
     train: rows.filter((r) => !held(r.id) && trained(r)),
     heldOut: rows.filter((r) => held(r.id)),
@@ -249,16 +258,40 @@ async function requireSameTokenizer(init: string, rm: Tokenizer, studentDir: str
   }
 }
 
+/**
+ * The method's reward model in rm/ (on `reward.responses`), and, when a PPO arm asks for it
+ * (`ppo.rewards` "model-teacher"), the paper's ablation in rm-teacher/: the same training on the
+ * teacher's responses only. Both are scored on the same held-out responses.
+ */
 export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
+  const main = await trainRewardModel(ctx, "rm", ctx.cfg.reward.responses);
+  if (!ctx.cfg.ppo.rewards.includes("model-teacher")) return main;
+  const ablation = await trainRewardModel(ctx, "rm-teacher", "teacher");
+  return {
+    ...main,
+    teacherOnly: ablation,
+    tokensTrained: (main.tokensTrained as number) + (ablation.tokensTrained as number),
+    wallSeconds: (performance.now() - start) / 1000,
+  };
+}
+
+async function trainRewardModel(
+  ctx: StageContext,
+  rel: RewardModelDir,
+  responses: "teacher+student" | "teacher",
+): Promise<StageSummary> {
+  const start = performance.now();
   const cfg = ctx.cfg.reward;
-  const latest = await latestCheckpoint(ctx, "rm");
+  const latest = await latestCheckpoint(ctx, rel);
+  // Its progress bar and metrics series (the ablation's apart from the method's).
+  const stage = rel === "rm" ? "reward-train" : "reward-train-teacher";
   const student = await modelDir(ctx, "sft");
   const init = latest ? ctx.run.path(latest.dir) : (cfg.init || student);
   const logprob = cfg.score === "logprob";
   const { model, tokenizer } = await loadPretrained(init, logprob ? undefined : { head: "score" });
   if (!latest && cfg.init) await requireSameTokenizer(cfg.init, tokenizer, student);
-  const { train, heldOut } = await rewardData(ctx, tokenizer);
+  const { train, heldOut } = await rewardData(ctx, tokenizer, responses);
   const pos = train.filter((r) => r.label === 1);
   const neg = train.filter((r) => r.label === 0);
   if (train.length === 0) throw new EngineError("reward-train: no labelled responses");
@@ -287,8 +320,8 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
   };
   let head: LogprobHead | null = null;
   if (logprob) {
-    head = (await ctx.run.readJson("rm/head_init.json")) as LogprobHead | null;
-    if (!head) await ctx.run.writeJson("rm/head_init.json", head = await fit(train));
+    head = (await ctx.run.readJson(`${rel}/head_init.json`)) as LogprobHead | null;
+    if (!head) await ctx.run.writeJson(`${rel}/head_init.json`, head = await fit(train));
   }
   const scorer = scorerOf(model, head, pad);
   let tokens = 0;
@@ -311,8 +344,8 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
     return rows;
   };
   await trainLoop(ctx, {
-    stage: "reward-train",
-    rel: "rm",
+    stage,
+    rel,
     trainer,
     from: latest?.step ?? 0,
     steps: cfg.steps,
@@ -333,7 +366,7 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
     },
     save: (dir) => trainer.save(dir, tokenizer),
   });
-  if (logprob) await ctx.run.writeJson(HEAD_FILE, head = await fit(train));
+  if (logprob) await ctx.run.writeJson(headFile(rel), head = await fit(train));
   const scores = await scoreAll(scorerOf(model, head, pad), ...seqsOf(heldOut), 128);
   const metrics = classifierMetrics(
     scores,
@@ -341,7 +374,7 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
     heldOut.map((r) => r.id),
   );
   await ctx.run.writeJson(
-    "rm/heldout.json",
+    `${rel}/heldout.json`,
     heldOut.map((r, i) => ({
       id: r.id,
       source: r.source,
@@ -350,7 +383,7 @@ export async function rewardTrain(ctx: StageContext): Promise<StageSummary> {
       score: scores[i],
     })),
   );
-  ctx.metrics.log("reward-train", cfg.steps, {
+  ctx.metrics.log(stage, cfg.steps, {
     heldout_accuracy: metrics.accuracy,
     heldout_auc: metrics.auc,
     heldout_ece: metrics.ece,
