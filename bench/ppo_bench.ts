@@ -36,9 +36,10 @@ import { hash32, rlQuestionIds, rng } from "../src/stages/context.ts";
 import { studentConfig, studentTokenizer } from "../src/stages/sft.ts";
 import { scoreAll, type Scorer, scorerOf } from "../src/stages/reward_train.ts";
 import { runTorchScript, torchThreads } from "./torch_run.ts";
+import { forceKernels, type KernelChoice, kernelChoice } from "../src/tensor/kernel_choice.ts";
 
 const USAGE = "usage: deno task bench:ppo [-- --json] [--config FILE] [--set key=value ...] " +
-  "[--iterations N] [--warmup N] [--no-torch] [--profile]";
+  "[--iterations N] [--warmup N] [--no-torch] [--profile] [--attention fused|composed|fused-inference]";
 
 /** scoreAll's batch in the stage. */
 const SCORE_BATCH = 128;
@@ -52,6 +53,8 @@ interface Cli {
   torch: boolean;
   /** One more iteration under the GPU profiler: milliseconds per kernel kind. */
   profile: boolean;
+  /** The attention kernels instead of the adapter's entry in kernel_choice.ts (to compare them). */
+  attention: KernelChoice["attention"] | null;
 }
 
 interface Shapes {
@@ -116,6 +119,7 @@ function parseCli(): Cli {
         warmup: { type: "string", default: "1" },
         "no-torch": { type: "boolean", default: false },
         profile: { type: "boolean", default: false },
+        attention: { type: "string" },
       },
     }));
   } catch (err) {
@@ -129,7 +133,16 @@ function parseCli(): Cli {
     warmup: count("warmup", values.warmup, 0),
     torch: !values["no-torch"],
     profile: values.profile,
+    attention: attentionChoice(values.attention),
   };
+}
+
+function attentionChoice(text: string | undefined): KernelChoice["attention"] | null {
+  if (text === undefined) return null;
+  const all = ["fused", "composed", "fused-inference"] as const;
+  const found = all.find((a) => a === text);
+  if (!found) throw new EngineError(`--attention must be one of ${all.join(", ")}, got "${text}"`);
+  return found;
 }
 
 function count(flag: string, text: string, min: number): number {
@@ -496,6 +509,7 @@ function resultRow(
       reward: m.rm.numParameters(),
     },
     adapter,
+    attention: kernelChoice().attention,
     rollouts_per_s: +ourRate.toFixed(3),
     iteration_s: +ours.seconds.toFixed(4),
     phases: ours.phases,
@@ -574,6 +588,7 @@ async function profileIteration(
 
 async function main(): Promise<void> {
   const cli = parseCli();
+  if (cli.attention) forceKernels({ attention: cli.attention });
   const cfg = await loadBenchConfig(cli);
   const { task, pool } = await promptPool(cfg);
   const tokenizer = await studentTokenizer({ cfg, task });
