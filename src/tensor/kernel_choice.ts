@@ -18,9 +18,9 @@ export interface KernelChoice {
   reduce: "one-pass" | "two-pass";
   /**
    * Attention over many queries: fused kernels (impl/attention.ts), matmuls around a masked
-   * softmax, or fused only where no gradient is needed (on the CPU adapter the fused forward took
-   * 31-35 ms against 45-62 at the PPO shape, its backward longer than the composed one's;
-   * bench/attention_block.ts).
+   * softmax, or fused only where no gradient is needed. On the CPU adapter `bench:ppo --attention`
+   * measured fused 15.5-15.8 rollouts/s against 13.7-14.0 for fused-inference (update phase 4.3-4.4
+   * s against 5.3); hardware GPUs keep the composed kernels until a GPU run measures them.
    */
   attention: "fused" | "composed" | "fused-inference";
 }
@@ -30,7 +30,7 @@ export const KERNEL_CHOICE: Record<AdapterKind, KernelChoice> = {
     matmul: "blocked",
     rows: "invocation",
     reduce: "one-pass",
-    attention: "fused-inference",
+    attention: "fused",
   },
   hardware: { matmul: "gpu", rows: "workgroup", reduce: "two-pass", attention: "composed" },
 };
