@@ -8,6 +8,8 @@
  */
 import * as E from "../mod.ts";
 import { setAttentionBlock } from "../src/tensor/impl/attention.ts";
+
+type Block = { lanes: number; rows: number };
 import { forceKernels } from "../src/tensor/kernel_choice.ts";
 
 const gpu = await E.initGpu();
@@ -39,18 +41,21 @@ async function time(name: string, backward: boolean) {
   );
 }
 
-const shapes = [{ lanes: 8, rows: 1 }, { lanes: 8, rows: 2 }, { lanes: 8, rows: 4 }, {
-  lanes: 4,
-  rows: 4,
-}, { lanes: 8, rows: 8 }];
+// Forward block, then the backward kernels' block.
+const shapes: [Block, Block][] = [
+  [{ lanes: 8, rows: 4 }, { lanes: 8, rows: 4 }],
+  [{ lanes: 8, rows: 4 }, { lanes: 8, rows: 2 }],
+  [{ lanes: 8, rows: 4 }, { lanes: 8, rows: 1 }],
+  [{ lanes: 8, rows: 2 }, { lanes: 8, rows: 2 }],
+];
 for (let rep = 0; rep < 2; rep++) {
   for (const backward of Deno.args.includes("--backward") ? [false, true] : [false]) {
     forceKernels({ attention: "composed" });
     await time("composed", backward);
     forceKernels({ attention: "fused" });
-    for (const s of shapes) {
-      setAttentionBlock(s);
-      await time(`fused lanes ${s.lanes} rows ${s.rows}`, backward);
+    for (const [f, b] of shapes) {
+      setAttentionBlock(f, b);
+      await time(`fused ${f.lanes}x${f.rows}, backward ${b.lanes}x${b.rows}`, backward);
     }
   }
 }

@@ -19,14 +19,22 @@ export interface FusedAttentionAttrs {
 
 /**
  * Each invocation owns `rows` rows and a workgroup has `lanes` invocations: rows past their causal
- * bound idle while the block's last row works, so blocks stay small. Measured at the PPO shape in
- * bench/attention_block.ts.
+ * bound idle while the block's last row works, so blocks stay small. At the PPO shape
+ * (bench/attention_block.ts, GPU ms, two runs): forward 4 rows 31-33, 2 rows 34, 1 row (earlier)
+ * 41-56; forward + backward with the backward at 2 rows 148-150, at 4 rows 155-156, at 1 row
+ * 159-171 (the backward holds four register blocks a row, and llvmpipe spills them).
  */
-let shape = { lanes: 8, rows: 4 };
+interface Block {
+  lanes: number;
+  rows: number;
+}
+let forward: Block = { lanes: 8, rows: 4 };
+let backwardBlock: Block = { lanes: 8, rows: 2 };
 
-/** Sets the block shape (bench/attention_block.ts compares them). */
-export function setAttentionBlock(s: { lanes: number; rows: number }): void {
-  shape = s;
+/** Sets the block shapes (bench/attention_block.ts compares them). */
+export function setAttentionBlock(fwd: Block, bwd: Block = fwd): void {
+  forward = fwd;
+  backwardBlock = bwd;
 }
 
 /** The widest head the kernels hold in registers (their private arrays). */
@@ -90,6 +98,7 @@ function shapes(op: string, q: Tensor, k: Tensor, v: Tensor, keyStart?: Tensor):
 /** Params of lib/attention_block.wgsl: scalars, then the q, k, v, o, g and out views. */
 function params(
   s: Shapes,
+  blk: Block,
   a: FusedAttentionAttrs,
   hasKeyStart: boolean,
   rows: number,
@@ -107,9 +116,9 @@ function params(
     a.causal ? 1 : 0,
     hasKeyStart ? 1 : 0,
     f32bits(a.scale),
-    Math.ceil(rows / (shape.lanes * shape.rows)),
+    Math.ceil(rows / (blk.lanes * blk.rows)),
     bhCount,
-    shape.lanes * shape.rows,
+    blk.lanes * blk.rows,
     lseOff,
     ...(views.q ?? none),
     ...(views.k ?? none),
@@ -121,8 +130,8 @@ function params(
 }
 
 /** Workgroups for `bh` (batch, head) pairs of `rows` rows each. */
-const groups = (bh: number, rows: number) =>
-  grid(bh * Math.ceil(rows / (shape.lanes * shape.rows)), 1);
+const groups = (blk: Block, bh: number, rows: number) =>
+  grid(bh * Math.ceil(rows / (blk.lanes * blk.rows)), 1);
 
 /**
  * An empty [B, heads, T, width] tensor laid out as [B, T, heads, width] (llama's own layout, so
@@ -151,13 +160,14 @@ function checkForwardOutput(op: string, o: Tensor, q: Tensor) {
 
 function run(
   shader: string,
+  blk: Block,
   D: number,
   bindings: Tensor[],
   p: number[],
   workgroups: [number, number, number],
 ) {
   launch(
-    { shader, defines: { R: String(shape.rows) }, constants: { WG: shape.lanes, DIM4: D / 4 } },
+    { shader, defines: { R: String(blk.rows) }, constants: { WG: blk.lanes, DIM4: D / 4 } },
     bindings,
     p,
     workgroups,
@@ -178,7 +188,7 @@ export function fusedAttention(
   const [kd, kv] = operand(k, temps);
   const [vd, vv] = operand(v, temps);
   const out = headsView(s.B, s.Hq, s.Tq, s.D, 4 * s.B * s.Hq * s.Tq);
-  const p = params(s, attrs, !!keyStart, s.Tq, s.B * s.Hq, lseOffset(out), {
+  const p = params(s, forward, attrs, !!keyStart, s.Tq, s.B * s.Hq, lseOffset(out), {
     q: qv,
     k: kv,
     v: vv,
@@ -186,10 +196,11 @@ export function fusedAttention(
   });
   run(
     "attention_forward.wgsl",
+    forward,
     s.D,
     [qd, kd, vd, keyStart ?? kd, out],
     p,
-    groups(s.B * s.Hq, s.Tq),
+    groups(forward, s.B * s.Hq, s.Tq),
   );
   for (const t of temps) t.destroy();
   return out;
@@ -217,14 +228,21 @@ function backward(
   const [vd, vv] = operand(v, temps);
   const [gd, gv] = operand(g, temps);
   const { out, rows, bh } = output(s);
-  const p = params(s, attrs, !!keyStart, rows, bh, lseOffset(o), {
+  const p = params(s, backwardBlock, attrs, !!keyStart, rows, bh, lseOffset(o), {
     q: qv,
     k: kv,
     v: vv,
     g: gv,
     out: view4(out),
   });
-  run(shader, s.D, [qd, kd, vd, gd, o, delta, keyStart ?? kd, out], p, groups(bh, rows));
+  run(
+    shader,
+    backwardBlock,
+    s.D,
+    [qd, kd, vd, gd, o, delta, keyStart ?? kd, out],
+    p,
+    groups(backwardBlock, bh, rows),
+  );
   for (const t of temps) t.destroy();
   return out;
 }
