@@ -47,6 +47,8 @@ const shapes: [Block, Block][] = [
   [{ lanes: 8, rows: 4 }, { lanes: 8, rows: 2 }],
   [{ lanes: 8, rows: 4 }, { lanes: 8, rows: 1 }],
   [{ lanes: 8, rows: 2 }, { lanes: 8, rows: 2 }],
+  [{ lanes: 64, rows: 1 }, { lanes: 64, rows: 1 }],
+  [{ lanes: 32, rows: 2 }, { lanes: 64, rows: 1 }],
 ];
 for (let rep = 0; rep < 2; rep++) {
   for (const backward of Deno.args.includes("--backward") ? [false, true] : [false]) {

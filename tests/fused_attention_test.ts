@@ -9,6 +9,7 @@
  */
 import * as E from "../mod.ts";
 import { forceKernels } from "../src/tensor/kernel_choice.ts";
+import { setAttentionBlock } from "../src/tensor/impl/attention.ts";
 import { assertClose } from "./support/assert.ts";
 import { gradcheck, type GradInput } from "./support/gradcheck.ts";
 import * as R from "./support/reference.ts";
@@ -153,5 +154,32 @@ Deno.test("fused and composed attention agree at the PPO shape (176 keys, head_d
     } finally {
       forceKernels({});
     }
+  }
+});
+
+Deno.test("fused attention with a hardware GPU's block shape (64 rows a workgroup, one a thread) matches too", async () => {
+  forceKernels({ attention: "fused" });
+  setAttentionBlock({ lanes: 64, rows: 1 });
+  try {
+    for (const c of CASES.slice(0, 3)) {
+      await gradcheck(
+        `64x1 ${JSON.stringify(c)}`,
+        [
+          input([c.B, c.Hq, c.Tq, c.D]),
+          input([c.B, c.Hkv, c.Tk, c.D]),
+          input([
+            c.B,
+            c.Hkv,
+            c.Tk,
+            c.D,
+          ]),
+        ],
+        (q, k, v) => E.attention(q, k, v, opts(c)),
+        (q, k, v) => R.attention(q, k, v, [c.B, c.Hq, c.Tq, c.D], c.Hkv, c.Tk, c),
+      );
+    }
+  } finally {
+    setAttentionBlock(null);
+    forceKernels({});
   }
 });

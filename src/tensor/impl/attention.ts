@@ -8,7 +8,7 @@
  */
 import { contiguousCopy, expectDtype, f32bits, fail, grid, launch, sameShape } from "../launch.ts";
 import { Tensor } from "../tensor.ts";
-import { fitsLoopBudget } from "../kernel_choice.ts";
+import { type AdapterKind, adapterKind, fitsLoopBudget } from "../kernel_choice.ts";
 
 export interface FusedAttentionAttrs {
   scale: number;
@@ -19,23 +19,29 @@ export interface FusedAttentionAttrs {
 
 /**
  * Each invocation owns `rows` rows and a workgroup has `lanes` invocations: rows past their causal
- * bound idle while the block's last row works, so blocks stay small. At the PPO shape
- * (bench/attention_block.ts, GPU ms, two runs): forward 4 rows 31-33, 2 rows 34, 1 row (earlier)
- * 41-56; forward + backward with the backward at 2 rows 148-150, at 4 rows 155-156, at 1 row
- * 159-171 (the backward holds four register blocks a row, and llvmpipe spills them).
+ * bound idle while the block's last row works, so blocks stay small. On the CPU adapter at the PPO
+ * shape (bench/attention_block.ts, GPU ms, two runs): forward 4 rows 31-33, 2 rows 34, 1 row
+ * (earlier) 41-56; forward + backward with the backward at 2 rows 148-150, at 4 rows 155-156, at
+ * 1 row 159-171 (the backward holds four register blocks a row, and llvmpipe spills them). A
+ * hardware GPU wants many threads and few registers each: one row a thread, 64 a workgroup
+ * (unmeasured; bench/gpu.sh compares them).
  */
 interface Block {
   lanes: number;
   rows: number;
 }
-let forward: Block = { lanes: 8, rows: 4 };
-let backwardBlock: Block = { lanes: 8, rows: 2 };
+const BLOCKS: Record<AdapterKind, { forward: Block; backward: Block }> = {
+  software: { forward: { lanes: 8, rows: 4 }, backward: { lanes: 8, rows: 2 } },
+  hardware: { forward: { lanes: 64, rows: 1 }, backward: { lanes: 64, rows: 1 } },
+};
+let forced: { forward: Block; backward: Block } | null = null;
 
-/** Sets the block shapes (bench/attention_block.ts compares them). */
-export function setAttentionBlock(fwd: Block, bwd: Block = fwd): void {
-  forward = fwd;
-  backwardBlock = bwd;
+/** Sets the block shapes for this process (bench/attention_block.ts compares them); null: the table's. */
+export function setAttentionBlock(forward: Block | null, backward: Block | null = forward): void {
+  forced = forward && backward ? { forward, backward } : null;
 }
+
+const blocks = () => forced ?? BLOCKS[adapterKind()];
 
 /** The widest head the kernels hold in registers (their private arrays). */
 const MAX_HEAD_DIM = 128;
@@ -188,7 +194,7 @@ export function fusedAttention(
   const [kd, kv] = operand(k, temps);
   const [vd, vv] = operand(v, temps);
   const out = headsView(s.B, s.Hq, s.Tq, s.D, 4 * s.B * s.Hq * s.Tq);
-  const p = params(s, forward, attrs, !!keyStart, s.Tq, s.B * s.Hq, lseOffset(out), {
+  const p = params(s, blocks().forward, attrs, !!keyStart, s.Tq, s.B * s.Hq, lseOffset(out), {
     q: qv,
     k: kv,
     v: vv,
@@ -196,11 +202,11 @@ export function fusedAttention(
   });
   run(
     "attention_forward.wgsl",
-    forward,
+    blocks().forward,
     s.D,
     [qd, kd, vd, keyStart ?? kd, out],
     p,
-    groups(forward, s.B * s.Hq, s.Tq),
+    groups(blocks().forward, s.B * s.Hq, s.Tq),
   );
   for (const t of temps) t.destroy();
   return out;
@@ -228,7 +234,7 @@ function backward(
   const [vd, vv] = operand(v, temps);
   const [gd, gv] = operand(g, temps);
   const { out, rows, bh } = output(s);
-  const p = params(s, backwardBlock, attrs, !!keyStart, rows, bh, lseOffset(o), {
+  const p = params(s, blocks().backward, attrs, !!keyStart, rows, bh, lseOffset(o), {
     q: qv,
     k: kv,
     v: vv,
@@ -237,11 +243,11 @@ function backward(
   });
   run(
     shader,
-    backwardBlock,
+    blocks().backward,
     s.D,
     [qd, kd, vd, gd, o, delta, keyStart ?? kd, out],
     p,
-    groups(backwardBlock, bh, rows),
+    groups(blocks().backward, bh, rows),
   );
   for (const t of temps) t.destroy();
   return out;
