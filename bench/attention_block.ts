@@ -14,7 +14,13 @@ import { forceKernels } from "../src/tensor/kernel_choice.ts";
 
 const gpu = await E.initGpu();
 const qwen = Deno.args.includes("--qwen");
-const [B, H, Hkv, T, D] = qwen ? [8, 14, 2, 512, 64] : [64, 4, 4, 176, 12];
+// --shape B,H,Hkv,T,D: any other.
+const custom = Deno.args[Deno.args.indexOf("--shape") + 1];
+const [B, H, Hkv, T, D] = Deno.args.includes("--shape")
+  ? custom.split(",").map(Number)
+  : qwen
+  ? [8, 14, 2, 512, 64]
+  : [64, 4, 4, 176, 12];
 const rand = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
 const x = (heads: number) =>
   E.keep(E.requiresGrad(E.tensor(rand(B * heads * T * D), [B, heads, T, D])));
@@ -47,6 +53,7 @@ const shapes: [Block, Block][] = [
   [{ lanes: 8, rows: 4 }, { lanes: 8, rows: 2 }],
   [{ lanes: 8, rows: 4 }, { lanes: 8, rows: 1 }],
   [{ lanes: 8, rows: 2 }, { lanes: 8, rows: 2 }],
+  [{ lanes: 8, rows: 1 }, { lanes: 8, rows: 1 }],
   [{ lanes: 64, rows: 1 }, { lanes: 64, rows: 1 }],
   [{ lanes: 32, rows: 2 }, { lanes: 64, rows: 1 }],
 ];

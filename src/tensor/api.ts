@@ -330,7 +330,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const qOffset = opts.qOffset ?? Tk - Tq;
   const choice = kernelChoice().attention;
   const grad = q.requiresGrad || k.requiresGrad || v.requiresGrad;
-  if ((choice === "fused" || (choice === "fused-inference" && !grad)) && fusedAttentionFits(q, k)) {
+  const fused = choice === "fused" || (choice === "fused-inference" && !grad);
+  if (fused && D <= kernelChoice().attentionMaxHeadDim && fusedAttentionFits(q, k)) {
     const inputs = opts.keyStart ? [q, k, v, opts.keyStart] : [q, k, v];
     return apply("fusedAttention", inputs, { scale, causal, qOffset });
   }
@@ -350,8 +351,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     }
     return concat(parts, 0);
   }
+  // Dense copies recorded on the tape, so the backward's matmuls reuse them (llama passes views).
   const qg = reshape(contiguous(q), [B, Hkv, G * Tq, D]);
-  const scores = matmul(qg, k, { transB: true });
+  const scores = matmul(qg, contiguous(k), { transB: true });
   const inputs = opts.keyStart ? [scores, opts.keyStart] : [scores];
   const probs = apply("attentionSoftmax", inputs, {
     scale,
@@ -359,7 +361,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     qLen: Tq,
     qOffset,
   });
-  return reshape(matmul(probs, v), [B, Hq, Tq, v.shape[3]]);
+  return reshape(matmul(probs, contiguous(v)), [B, Hq, Tq, v.shape[3]]);
 }
 
 // ---- Indexing ---------------------------------------------------------------

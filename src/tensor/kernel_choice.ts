@@ -23,6 +23,15 @@ export interface KernelChoice {
    * s against 5.3); hardware GPUs keep the composed kernels until a GPU run measures them.
    */
   attention: "fused" | "composed" | "fused-inference";
+  /**
+   * The widest head the fused attention takes; wider heads go to the composed kernels. On the CPU
+   * adapter (bench/attention_block.ts, forward + backward, GPU ms) the fused kernels won only at
+   * head_dim 12 (the student's); at 16 they took 176-289 against 142-202, at 24 283-301 against
+   * 181-184, at 32 108 against 52-54, at 64 247-262 against 82-84: wider heads spill llvmpipe's
+   * registers, and the composed matmuls' K grows with them. `bench:model` (head_dim 32 and 64)
+   * trained at 0.34 / 0.19 of PyTorch with them against 0.44 / 0.44 without.
+   */
+  attentionMaxHeadDim: number;
 }
 
 export const KERNEL_CHOICE: Record<AdapterKind, KernelChoice> = {
@@ -31,8 +40,15 @@ export const KERNEL_CHOICE: Record<AdapterKind, KernelChoice> = {
     rows: "invocation",
     reduce: "one-pass",
     attention: "fused",
+    attentionMaxHeadDim: 12,
   },
-  hardware: { matmul: "gpu", rows: "workgroup", reduce: "two-pass", attention: "composed" },
+  hardware: {
+    matmul: "gpu",
+    rows: "workgroup",
+    reduce: "two-pass",
+    attention: "composed",
+    attentionMaxHeadDim: 128,
+  },
 };
 
 let forced: Partial<KernelChoice> = {};
