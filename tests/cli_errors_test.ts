@@ -32,3 +32,32 @@ Deno.test("a missing option value is one line too", async () => {
   assert.equal(lines.length, 1, lines.join("\n"));
   assert.match(lines[0], /^error: .*--config.*; usage: deno task distill/);
 });
+
+Deno.test("train_teacher: a --save-at step outside the run is one line", async () => {
+  const { code, lines } = await run("train_teacher", ["--steps", "30", "--save-at", "10,30"]);
+  assert.equal(code, 1, lines.join("\n"));
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(lines[0], /^error: --save-at: each step must be an integer in 1\.\.29 .*got "30"/);
+});
+
+Deno.test("train_teacher saves a snapshot at any --save-at step, not only at its 20-step readbacks", async () => {
+  const out = `${await Deno.makeTempDir()}/t`;
+  const args = [
+    "--steps",
+    "7",
+    "--save-at",
+    "3",
+    "--batch",
+    "4",
+    "--hidden",
+    "16",
+    "--layers",
+    "1",
+  ];
+  const small = ["--heads", "2", "--questions", "300", "--eval-questions", "4", "--out", out];
+  const { code, lines } = await run("train_teacher", [...args, ...small]);
+  assert.equal(code, 0, lines.join("\n"));
+  const state = JSON.parse(await Deno.readTextFile(`${out}-3/trainer_state.json`));
+  assert.equal(state.steps, 3);
+  assert.equal(JSON.parse(await Deno.readTextFile(`${out}/trainer_state.json`)).steps, 7);
+});

@@ -62,6 +62,16 @@ await runMain(async () => {
     if (!Number.isFinite(v)) throw new EngineError(`--${k} must be a number`);
     return v;
   };
+  // Extra snapshots (--save-at 300,500) to pick a teacher of the wanted strength.
+  const steps = n("steps");
+  const saveAt = new Set(values["save-at"].split(",").filter(Boolean).map(Number));
+  for (const s of saveAt) {
+    if (!Number.isInteger(s) || s <= 0 || s >= steps) {
+      throw new EngineError(
+        `--save-at: each step must be an integer in 1..${steps - 1} (--steps ${steps}), got "${s}"`,
+      );
+    }
+  }
   await initGpu();
   const defaults = validate(configSchema, {}, "defaults").task.arithmetic;
   const gen = (seed: number, count: number) =>
@@ -98,7 +108,6 @@ await runMain(async () => {
   const model = values.init
     ? (await loadPretrained(values.init)).model
     : CausalLM.init(config, n("seed"));
-  const steps = n("steps");
   const trainer = new Trainer(model, {
     lr: n("lr"),
     totalSteps: steps,
@@ -155,12 +164,13 @@ await runMain(async () => {
   };
   const show = (e: Record<string, number>) =>
     Object.entries(e).map(([k, v]) => `${k} ${(100 * v).toFixed(1)}%`).join(", ");
-  // Extra snapshots (--save-at 300,500) to pick a teacher of the wanted strength.
-  const saveAt = new Set(values["save-at"].split(",").filter(Boolean).map(Number));
   const t0 = performance.now();
-  for (let step = 0; step < steps; step += 20) {
+  // Chunks of up to 20 steps (one readback each) that end at every --save-at step. The batches
+  // do not depend on the chunking.
+  for (let step = 0, end = 0; step < steps; step = end) {
+    end = Math.min(steps, step + 20, ...[...saveAt].filter((s) => s > step));
     const losses = [];
-    for (let k = step; k < Math.min(steps, step + 20); k++) {
+    for (let k = step; k < end; k++) {
       const batch = lmBatch(
         Array.from({ length: n("batch") }, () => examples[Math.floor(rand() * examples.length)]),
         200,
