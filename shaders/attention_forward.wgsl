@@ -15,14 +15,14 @@
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let blk = block(wg, nwg, p.q_heads);
-  let b = blk.x;
-  let h = blk.y;
-  if (b * p.q_heads + h >= p.bh_count) { return; }
-  let hk = h / p.group;
-  let t0 = blk.z + lid * R;
-  let lo = key_lo(key_start[b]);
-  let hi_block = key_hi(min(p.q_len, blk.z + p.block_rows) - 1u);
+  let qb0 = query_block(wg, nwg, lid);
+  if (!qb0.live) { return; }
+  let b = qb0.b;
+  let h = qb0.h;
+  let hk = qb0.hk;
+  let t0 = qb0.t0;
+  let lo = qb0.lo;
+  let hi_block = qb0.hi_block;
   var qr: array<array<vec4<f32>, 32>, R>;
   var acc: array<array<vec4<f32>, 32>, R>;
   var hi: array<u32, R>;

@@ -41,6 +41,12 @@ const CASES: Case[] = [
 
 const input = (shape: number[]): GradInput => ({ data: R.randn(R.numel(shape), r), shape });
 
+/** Random q, k, v for a case: [B, heads, T, D], or llama's [B, T, heads, D] with `llama`. */
+function qkv(c: Case, llama = false): GradInput[] {
+  const shape = (h: number, t: number) => (llama ? [c.B, t, h, c.D] : [c.B, h, t, c.D]);
+  return [input(shape(c.Hq, c.Tq)), input(shape(c.Hkv, c.Tk)), input(shape(c.Hkv, c.Tk))];
+}
+
 /** [B, T, H, D] -> [B, H, T, D] in float64, as E.permute(x, [0, 2, 1, 3]). */
 function toHeads(x: ArrayLike<number>, B: number, T: number, H: number, D: number): Float64Array {
   const out = new Float64Array(B * T * H * D);
@@ -74,16 +80,7 @@ for (const kernels of ["fused", "composed"] as const) {
           R.attention(q, k, v, [c.B, c.Hq, c.Tq, c.D], c.Hkv, c.Tk, c);
         await gradcheck(
           what,
-          [
-            input([c.B, c.Hq, c.Tq, c.D]),
-            input([c.B, c.Hkv, c.Tk, c.D]),
-            input([
-              c.B,
-              c.Hkv,
-              c.Tk,
-              c.D,
-            ]),
-          ],
+          qkv(c),
           (q, k, v) => E.attention(q, k, v, opts(c)),
           ref,
         );
@@ -100,16 +97,7 @@ for (const kernels of ["fused", "composed"] as const) {
       const heads = (t: E.Tensor) => E.permute(t, [0, 2, 1, 3]);
       await gradcheck(
         `${kernels} strided`,
-        [
-          input([c.B, c.Tq, c.Hq, c.D]),
-          input([c.B, c.Tk, c.Hkv, c.D]),
-          input([
-            c.B,
-            c.Tk,
-            c.Hkv,
-            c.D,
-          ]),
-        ],
+        qkv(c, true),
         (q, k, v) => E.attention(heads(q), heads(k), heads(v), opts(c)),
         (q, k, v) =>
           R.attention(
@@ -164,16 +152,7 @@ Deno.test("fused attention with a hardware GPU's block shape (64 rows a workgrou
     for (const c of CASES.slice(0, 3)) {
       await gradcheck(
         `64x1 ${JSON.stringify(c)}`,
-        [
-          input([c.B, c.Hq, c.Tq, c.D]),
-          input([c.B, c.Hkv, c.Tk, c.D]),
-          input([
-            c.B,
-            c.Hkv,
-            c.Tk,
-            c.D,
-          ]),
-        ],
+        qkv(c),
         (q, k, v) => E.attention(q, k, v, opts(c)),
         (q, k, v) => R.attention(q, k, v, [c.B, c.Hq, c.Tq, c.D], c.Hkv, c.Tk, c),
       );

@@ -39,7 +39,6 @@ struct Params {
   q: View,
   k: View,
   v: View,
-  o: View,         // unused
   g: View,         // dL/dO
   out: View,       // what the kernel writes (backward_kv: dK, then dV DIM4 further on)
 }
@@ -57,6 +56,33 @@ fn block(wg: vec3<u32>, nwg: vec3<u32>, heads: u32) -> vec3<u32> {
   let flat = wg.x + (wg.y + wg.z * nwg.y) * nwg.x;
   let bh = flat / p.blocks;
   return vec3<u32>(bh / heads, bh % heads, (flat % p.blocks) * p.block_rows);
+}
+
+// What a query-row kernel's workgroup and lane own: batch b, query head h (kv head hk), the
+// lane's first row t0, and the keys [lo, hi_block) the workgroup walks. The including kernel
+// binds `key_start`.
+struct QueryBlock {
+  b: u32,
+  h: u32,
+  hk: u32,
+  t0: u32,
+  lo: u32,
+  hi_block: u32,
+  live: bool,      // false past the (batch, head) pairs of a rounded-up grid
+}
+
+fn query_block(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> QueryBlock {
+  let blk = block(wg, nwg, p.q_heads);
+  var qb: QueryBlock;
+  qb.b = blk.x;
+  qb.h = blk.y;
+  qb.live = blk.x * p.q_heads + blk.y < p.bh_count;
+  if (!qb.live) { return qb; }
+  qb.hk = blk.y / p.group;
+  qb.t0 = blk.z + lid * R;
+  qb.lo = key_lo(key_start[blk.x]);
+  qb.hi_block = key_hi(min(p.q_len, blk.z + p.block_rows) - 1u);
+  return qb;
 }
 
 // Keys before this are masked for every query of batch entry b (left padding).

@@ -328,10 +328,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   }
   const causal = opts.causal ?? true;
   const qOffset = opts.qOffset ?? Tk - Tq;
-  const choice = kernelChoice().attention;
+  const { attention: choice, attentionMaxHeadDim } = kernelChoice();
   const grad = q.requiresGrad || k.requiresGrad || v.requiresGrad;
   const fused = choice === "fused" || (choice === "fused-inference" && !grad);
-  if (fused && D <= kernelChoice().attentionMaxHeadDim && fusedAttentionFits(q, k)) {
+  if (fused && D <= attentionMaxHeadDim && fusedAttentionFits(q, k)) {
     const inputs = opts.keyStart ? [q, k, v, opts.keyStart] : [q, k, v];
     return apply("fusedAttention", inputs, { scale, causal, qOffset });
   }

@@ -101,7 +101,7 @@ function shapes(op: string, q: Tensor, k: Tensor, v: Tensor, keyStart?: Tensor):
   return { B, Hq, Hkv, Tq, Tk, D };
 }
 
-/** Params of lib/attention_block.wgsl: scalars, then the q, k, v, o, g and out views. */
+/** Params of lib/attention_block.wgsl: scalars, then the q, k, v, g and out views. */
 function params(
   s: Shapes,
   blk: Block,
@@ -110,7 +110,7 @@ function params(
   rows: number,
   bhCount: number,
   lseOff: number,
-  views: { q?: number[]; k?: number[]; v?: number[]; o?: number[]; g?: number[]; out?: number[] },
+  views: { q?: number[]; k?: number[]; v?: number[]; g?: number[]; out?: number[] },
 ): number[] {
   const none = [0, 0, 0, 0];
   return [
@@ -129,7 +129,6 @@ function params(
     ...(views.q ?? none),
     ...(views.k ?? none),
     ...(views.v ?? none),
-    ...(views.o ?? none),
     ...(views.g ?? none),
     ...(views.out ?? none),
   ];
