@@ -1,6 +1,7 @@
 /** Every forward op against a float64 CPU reference, on random shapes including odd sizes. */
 import assert from "node:assert/strict";
 import * as E from "../mod.ts";
+import { vec4Walks } from "../src/tensor/launch.ts";
 import * as R from "./support/reference.ts";
 import { assertClose } from "./support/assert.ts";
 import "./support/gpu.ts";
@@ -34,7 +35,8 @@ const UNARY_REF: Record<string, [(x: number) => number, (x: E.Tensor) => E.Tenso
 
 for (const [name, [ref, op, domain]] of Object.entries(UNARY_REF)) {
   Deno.test(`unary ${name} matches float64 on odd shapes, strided views too`, async () => {
-    for (const shape of [[1], [7], [3, 17], [2, 5, 33], [4099]]) {
+    // [4, 12], [3, 8, 16] and [4096] take the vec4 kernels (rows of a multiple of 4), the rest not.
+    for (const shape of [[1], [7], [3, 17], [2, 5, 33], [4099], [4, 12], [3, 8, 16], [4096]]) {
       let data = R.randn(R.numel(shape), r, 2);
       if (domain === "pos") data = data.map((v) => Math.abs(v) + 0.1);
       const x = E.tensor(data, shape);
@@ -95,6 +97,12 @@ const BROADCASTS: [number[], number[]][] = [
   [[2, 3, 4, 5], [3, 1, 1]],
   [[1], [5, 3]],
   [[65, 33], [65, 1]],
+  // vec4 kernels: rows of a multiple of 4, broadcast on outer axes only.
+  [[6, 8], [6, 8]],
+  [[6, 8], [8]],
+  [[2, 3, 12], [2, 1, 12]],
+  // scalar kernels again: broadcast along the row.
+  [[5, 8], [5, 1]],
 ];
 
 for (const [name, [ref, op]] of Object.entries(BINARY_REF)) {
@@ -110,6 +118,44 @@ for (const [name, [ref, op]] of Object.entries(BINARY_REF)) {
     }
   });
 }
+
+Deno.test("elementwise ops on row and column slices: vec4 kernels where aligned, scalar where not", async () => {
+  const [rows, cols] = [6, 12];
+  const a = R.randn(rows * cols, r);
+  const b = R.randn(rows * cols, r);
+  const x = E.tensor(a, [rows, cols]);
+  const y = E.tensor(b, [rows, cols]);
+  // [starts, ends], and whether the view's rows are aligned to vec4.
+  const views: [number[], number[], boolean][] = [
+    [[2, 0], [5, 12], true],
+    [[0, 4], [6, 12], true],
+    [[1, 1], [6, 9], false],
+    [[0, 2], [6, 6], false],
+  ];
+  for (const [starts, ends, aligned] of views) {
+    const xs = E.slice(x, starts, ends);
+    const ys = E.slice(y, starts, ends);
+    const walk = (t: E.Tensor) => ({ offset: t.offset, strides: t.strides });
+    const out = { offset: 0, strides: [ends[1] - starts[1], 1] };
+    assert.equal(vec4Walks(xs.shape, [walk(xs), walk(ys), out]) !== null, aligned);
+    const pick = (d: Float32Array) => {
+      const got: number[] = [];
+      for (let i = starts[0]; i < ends[0]; i++) {
+        for (let j = starts[1]; j < ends[1]; j++) got.push(d[i * cols + j]);
+      }
+      return got;
+    };
+    const [pa, pb] = [pick(a), pick(b)];
+    const what = `[${starts}]..[${ends}]`;
+    assertClose(await E.mul(xs, ys).data(), pa.map((v, i) => v * pb[i]), { what });
+    assertClose(await E.silu(xs).data(), pa.map((v) => v / (1 + Math.exp(-v))), {
+      what,
+      rtol: 2e-5,
+      atol: 1e-6,
+    });
+    assertClose(await E.affine(xs, 2, 0.5).data(), pa.map((v) => 2 * v + 0.5), { what });
+  }
+});
 
 Deno.test("where and maskedFill broadcast condition and values", async () => {
   const cond = E.tensor([1, 0, 0, 1, 1, 0], [2, 3]);

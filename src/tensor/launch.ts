@@ -126,7 +126,7 @@ function pack8(v: readonly number[]): number[] {
   return out;
 }
 
-interface Walk {
+export interface Walk {
   offset: number;
   strides: readonly number[];
 }
@@ -206,26 +206,39 @@ export function stridedLaunch(
   );
 }
 
-/** dst view <- src view, bit for bit (f32 or i32). */
-export function copyInto(src: Tensor, dst: Tensor): void {
-  if (!sameShape(src.shape, dst.shape)) fail("copy", "shapes differ", src, dst);
-  const c = collapseDims(src.shape, [src, dst]);
+/**
+ * The same walks four elements at a time, or null: the innermost collapsed axis must be contiguous
+ * in every walk with a length divisible by 4, and every other stride and offset divisible by 4.
+ * Shape, strides and offsets come back in vec4 units, for the *_vec4 kernels (on the CPU adapter a
+ * vec4 load is one load, where four scalar ones are four per-lane gathers).
+ */
+export function vec4Walks(
+  shape: readonly number[],
+  walks: readonly Walk[],
+): { shape: number[]; walks: Walk[] } | null {
+  const c = collapseDims(shape, walks);
   const r = c.shape.length - 1;
   const by4 = (x: number) => x % 4 === 0;
   if (
-    r >= 0 && c.strides[0][r] === 1 && c.strides[1][r] === 1 && by4(c.shape[r]) &&
-    by4(src.offset) && by4(dst.offset) && c.strides.every((s) => s.slice(0, r).every(by4))
+    r < 0 || !by4(c.shape[r]) || !walks.every((w) => by4(w.offset)) ||
+    !c.strides.every((s) => s[r] === 1 && s.slice(0, r).every(by4))
   ) {
+    return null;
+  }
+  const q = (s: number[]) => s.map((x, i) => (i === r ? 1 : x / 4));
+  return {
+    shape: c.shape.map((d, i) => (i === r ? d / 4 : d)),
+    walks: walks.map((w, k) => ({ offset: w.offset / 4, strides: q(c.strides[k]) })),
+  };
+}
+
+/** dst view <- src view, bit for bit (f32 or i32). */
+export function copyInto(src: Tensor, dst: Tensor): void {
+  if (!sameShape(src.shape, dst.shape)) fail("copy", "shapes differ", src, dst);
+  const v = vec4Walks(src.shape, [src, dst]);
+  if (v) {
     // Four words per invocation: several times the throughput on the CPU adapter.
-    const shape = c.shape.map((d, i) => (i === r ? d / 4 : d));
-    const q = (s: number[]) => s.map((x, i) => (i === r ? 1 : x / 4));
-    stridedLaunch(
-      { shader: "copy_vec4.wgsl" },
-      [src, dst],
-      shape,
-      [{ offset: src.offset / 4, strides: q(c.strides[0]) }],
-      { offset: dst.offset / 4, strides: q(c.strides[1]) },
-    );
+    stridedLaunch({ shader: "copy_vec4.wgsl" }, [src, dst], v.shape, [v.walks[0]], v.walks[1]);
     return;
   }
   stridedLaunch({ shader: "copy.wgsl" }, [src, dst], dst.shape, [src], dst);

@@ -1,24 +1,43 @@
 /** Unary, binary, comparison and where kernels: strided, with broadcasting. */
 import { BINARY, COMPARE, type ScalarAttrs, UNARY, UNARY_HELPERS } from "../ops.ts";
-import { broadcastShapes, broadcastStrides, expectDtype, stridedLaunch } from "../launch.ts";
+import {
+  broadcastShapes,
+  broadcastStrides,
+  expectDtype,
+  stridedLaunch,
+  vec4Walks,
+} from "../launch.ts";
 import { contiguousStrides, Tensor } from "../tensor.ts";
 
 const EXPR: Record<string, string> = { ...UNARY, ...UNARY_HELPERS, ...BINARY, ...COMPARE };
 
-function run(op: string, shader: string, inputs: Tensor[], attrs: ScalarAttrs): Tensor {
+/**
+ * Records `shader` over the broadcast shape; where every operand's innermost axis is contiguous and
+ * aligned, its `_vec4` twin (if `vec4`) instead, four elements per invocation.
+ */
+function run(
+  op: string,
+  shader: string,
+  inputs: Tensor[],
+  attrs: ScalarAttrs,
+  vec4 = true,
+): Tensor {
   for (const t of inputs) expectDtype(op, t, "f32", "input");
   const shape = broadcastShapes(op, ...inputs);
   const out = Tensor.empty(shape);
   if (out.size === 0) return out;
-  stridedLaunch(
-    { shader, defines: { EXPR: EXPR[op] ?? "0.0" } },
-    [...inputs, out],
-    shape,
-    inputs.map((t) => ({ offset: t.offset, strides: broadcastStrides(t, shape) })),
-    { offset: 0, strides: contiguousStrides(shape) },
-    attrs.s0 ?? 0,
-    attrs.s1 ?? 0,
-  );
+  const walks = inputs.map((t) => ({ offset: t.offset, strides: broadcastStrides(t, shape) }));
+  const outWalk = { offset: 0, strides: contiguousStrides(shape) };
+  const defines = { EXPR: EXPR[op] ?? "0.0" };
+  const { s0 = 0, s1 = 0 } = attrs;
+  const v = vec4 ? vec4Walks(shape, [...walks, outWalk]) : null;
+  if (v) {
+    const [outWalk4] = v.walks.splice(-1);
+    const spec = { shader: shader.replace(".wgsl", "_vec4.wgsl"), defines };
+    stridedLaunch(spec, [...inputs, out], v.shape, v.walks, outWalk4, s0, s1);
+  } else {
+    stridedLaunch({ shader, defines }, [...inputs, out], shape, walks, outWalk, s0, s1);
+  }
   return out;
 }
 
@@ -27,7 +46,7 @@ export const unary = (op: string) => (inputs: Tensor[], attrs: ScalarAttrs) =>
 
 export const binary = (op: string) => (inputs: Tensor[]) => run(op, "binary.wgsl", inputs, {});
 
-export const where = (inputs: Tensor[]) => run("where", "where.wgsl", inputs, {});
+export const where = (inputs: Tensor[]) => run("where", "where.wgsl", inputs, {}, false);
 
 export function cast([x]: Tensor[], { to }: { to: "f32" | "i32" }): Tensor {
   const out = Tensor.empty(x.shape, to);
