@@ -211,13 +211,17 @@ const CASES: Record<DiffOp, () => Promise<void>> = {
       (x, y, m) => R.crossEntropy(x, y, 6, m),
     );
   },
-  rmsNorm: () =>
-    gradcheck(
-      "rmsNorm",
-      [inp([4, 6]), inp([6])],
-      (x, w) => E.rmsNorm(x, w, 1e-5),
-      (x, w) => R.rmsNorm(x, w, 6, 1e-5),
-    ),
+  rmsNorm: async () => {
+    // Rows of 6 take the scalar kernels, rows of 8 their vec4 twins.
+    for (const n of [6, 8]) {
+      await gradcheck(
+        `rmsNorm n=${n}`,
+        [inp([4, n]), inp([n])],
+        (x, w) => E.rmsNorm(x, w, 1e-5),
+        (x, w) => R.rmsNorm(x, w, n, 1e-5),
+      );
+    }
+  },
   rope: async () => {
     const tables = E.ropeTables(8, 16, 100);
     const p = { data: new Int32Array([0, 3, 5, 1, 2, 9]), shape: [2, 3], grad: false };

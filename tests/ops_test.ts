@@ -260,7 +260,7 @@ Deno.test("crossEntropy gathers labels, honours the mask and ignore_index", asyn
 });
 
 Deno.test("rmsNorm matches float64", async () => {
-  for (const shape of [[1, 1], [3, 7], [17, 64], [2, 5, 33]]) {
+  for (const shape of [[1, 1], [3, 7], [17, 64], [2, 5, 33], [5, 12]]) {
     const n = shape[shape.length - 1];
     const x = R.randn(R.numel(shape), r, 2);
     const w = R.randn(n, r);

@@ -48,6 +48,8 @@ const ROW_PASSES = new Map([
 const VEC4_TWIN = new Map([
   ["masked_softmax.wgsl", "masked_softmax_vec4.wgsl"],
   ["softmax_backward.wgsl", "softmax_backward_vec4.wgsl"],
+  ["rmsnorm.wgsl", "rmsnorm_vec4.wgsl"],
+  ["rmsnorm_backward_x.wgsl", "rmsnorm_backward_x_vec4.wgsl"],
 ]);
 
 /** Lanes of a workgroup-per-row kernel: the row's length up to a power of two, 32 to 256. */
