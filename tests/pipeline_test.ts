@@ -409,6 +409,16 @@ Deno.test("a logprob reward model from the teacher, and PPO with group advantage
   // Probabilities, less the penalties for a missing answer or EOS (1 each).
   for (const r of rewards) assert.ok(r.value >= -2 && r.value <= 1, `reward ${r.value}`);
   assert.ok(metrics.some((m) => m.stage === "ppo-gold" && m.name === "trained_fraction"));
+  // Every arm logs the share of gold answers; with gold rewards the reward is that share less the
+  // penalties, so it is never above it.
+  const gold = (stage: string) =>
+    metrics.filter((m) => m.stage === stage && m.name === "gold_accuracy").map((m) => m.value);
+  for (const stage of ["ppo", "ppo-gold", "ppo-vote"]) {
+    assert.equal(gold(stage).length, 2, stage);
+    assert.ok(gold(stage).every((v) => v >= 0 && v <= 1), `${stage}: ${gold(stage)}`);
+  }
+  const goldRewards = metrics.filter((m) => m.stage === "ppo-gold" && m.name === "reward");
+  goldRewards.forEach((r, i) => assert.ok(r.value <= gold("ppo-gold")[i] + 1e-9));
   const report = await readJson(`${run}/report.json`);
   assert.ok("PPO student (gold reward)" in report.eval.rows);
   assert.ok("PPO student (online majority reward)" in report.eval.rows);

@@ -7,6 +7,8 @@ import { validate } from "../src/util/schema.ts";
 import type { Question } from "../src/tasks/types.ts";
 import type { ResponseRow } from "../src/run/rows.ts";
 import { edgePrompts, freshPrompts, passRates, promptsInOrder } from "../src/stages/rl_prompts.ts";
+import { goldAccuracy } from "../src/stages/ppo.ts";
+import { makeTask } from "../src/tasks/task.ts";
 
 const train: Question[] = Array.from({ length: 10 }, (_, i) => ({
   id: `q${i}`,
@@ -84,4 +86,14 @@ Deno.test("ppo.freshPrompts: new questions, none a training or held-out one, dra
   const gsm = { ...cfg, task: { ...cfg.task, kind: "gsm8k" as const } };
   assert.throws(() => freshPrompts({ cfg: gsm, train, test }, 3), /generated task/);
   assert.throws(() => freshPrompts({ cfg, train, test }, 100_000), /lower ppo.freshPrompts/);
+});
+
+Deno.test("goldAccuracy: the share of responses whose final answer is the gold one", () => {
+  const task = makeTask("arithmetic");
+  const qs = [{ gold: "14" }, { gold: "14" }, { gold: "7" }, { gold: "30" }];
+  const texts = [" 12+2=14\n#### 14", " #### 41", " 3+4=7\n#### 7", " 10+20=30"];
+  // The last has no "####" line; the task's extract falls back to its last number.
+  assert.equal(goldAccuracy((t) => task.extract(t), qs, texts), 3 / 4);
+  assert.equal(goldAccuracy((t) => task.extract(t), qs.slice(0, 3), texts.slice(0, 3)), 2 / 3);
+  assert.equal(goldAccuracy((t) => task.extract(t), [{ gold: "" }], [" #### 1"]), null);
 });

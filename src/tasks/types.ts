@@ -8,7 +8,7 @@
 export interface Question {
   id: string;
   prompt: string;
-  /** gold final answer, canonical; used only by eval */
+  /** gold final answer, canonical; used by eval, PPO's gold arm (an upper bound) and its gold_accuracy log */
   gold: string;
   /** gold full solution text if the dataset has one (GSM8K answer field, arithmetic) */
   solution?: string;
