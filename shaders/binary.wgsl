@@ -1,17 +1,26 @@
-// out = f(a, b), elementwise with broadcasting. {{EXPR}} is an f32 expression of `x`, `y`.
+// out = f(a, b), elementwise with broadcasting. {{EXPR}} is an f32 expression
+// of `x`, `y`. ELEM is f32, or vec4<f32> where every operand's rows are
+// contiguous and aligned (the caller gives shape, strides and offsets in vec4
+// units; a broadcast operand then has stride 0 on its outer axes only). APPLY
+// maps f over an element's components.
 #include "lib/strided.wgsl"
+#include "lib/math.wgsl"
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<{{ELEM}}>;
+@group(0) @binding(2) var<storage, read> b: array<{{ELEM}}>;
+@group(0) @binding(3) var<storage, read_write> out: array<{{ELEM}}>;
+
+fn f(x: f32, y: f32) -> f32 {
+  return {{EXPR}};
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let i = flat_index(wg, nwg, lid);
   if (i >= p.n) { return; }
-  var x: f32;
-  var y: f32;
+  var x: {{ELEM}};
+  var y: {{ELEM}};
   if ({{STRIDED}}) {
     let o = offsets(i);
     x = a[o.x];
@@ -20,5 +29,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     x = a[p.off_a + i];
     y = b[p.off_b + i];
   }
-  out[i] = {{EXPR}};
+  out[i] = {{APPLY}};
 }

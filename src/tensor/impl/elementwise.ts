@@ -11,16 +11,23 @@ import { contiguousStrides, Tensor } from "../tensor.ts";
 
 const EXPR: Record<string, string> = { ...UNARY, ...UNARY_HELPERS, ...BINARY, ...COMPARE };
 
+/** unary.wgsl / binary.wgsl's APPLY: f over the operands `x` (and `y`), per component for vec4. */
+function applyF(arity: number, vec4: boolean): string {
+  const args = (c: string) => ["x", "y"].slice(0, arity).map((v) => v + c).join(", ");
+  if (!vec4) return `f(${args("")})`;
+  return `vec4<f32>(${[".x", ".y", ".z", ".w"].map((c) => `f(${args(c)})`).join(", ")})`;
+}
+
 /**
- * Records `shader` over the broadcast shape; where every operand's innermost axis is contiguous and
- * aligned, its `_vec4` twin (if `vec4`) instead, four elements per invocation.
+ * Records `shader` over the broadcast shape. For unary.wgsl and binary.wgsl (`lanes`), where every
+ * operand's innermost axis is contiguous and aligned, four elements per invocation as vec4.
  */
 function run(
   op: string,
   shader: string,
   inputs: Tensor[],
   attrs: ScalarAttrs,
-  vec4 = true,
+  lanes = true,
 ): Tensor {
   for (const t of inputs) expectDtype(op, t, "f32", "input");
   const shape = broadcastShapes(op, ...inputs);
@@ -28,14 +35,15 @@ function run(
   if (out.size === 0) return out;
   const walks = inputs.map((t) => ({ offset: t.offset, strides: broadcastStrides(t, shape) }));
   const outWalk = { offset: 0, strides: contiguousStrides(shape) };
-  const defines = { EXPR: EXPR[op] ?? "0.0" };
+  const expr = { EXPR: EXPR[op] ?? "0.0" };
   const { s0 = 0, s1 = 0 } = attrs;
-  const v = vec4 ? vec4Walks(shape, [...walks, outWalk]) : null;
+  const v = lanes ? vec4Walks(shape, [...walks, outWalk]) : null;
   if (v) {
     const [outWalk4] = v.walks.splice(-1);
-    const spec = { shader: shader.replace(".wgsl", "_vec4.wgsl"), defines };
-    stridedLaunch(spec, [...inputs, out], v.shape, v.walks, outWalk4, s0, s1);
+    const defines = { ...expr, ELEM: "vec4<f32>", APPLY: applyF(inputs.length, true) };
+    stridedLaunch({ shader, defines }, [...inputs, out], v.shape, v.walks, outWalk4, s0, s1);
   } else {
+    const defines = lanes ? { ...expr, ELEM: "f32", APPLY: applyF(inputs.length, false) } : expr;
     stridedLaunch({ shader, defines }, [...inputs, out], shape, walks, outWalk, s0, s1);
   }
   return out;
