@@ -93,7 +93,8 @@ Deno.test("goldAccuracy: the share of responses whose final answer is the gold o
   const qs = [{ gold: "14" }, { gold: "14" }, { gold: "7" }, { gold: "30" }];
   const texts = [" 12+2=14\n#### 14", " #### 41", " 3+4=7\n#### 7", " 10+20=30"];
   // The last has no "####" line; the task's extract falls back to its last number.
-  assert.equal(goldAccuracy((t) => task.extract(t), qs, texts), 3 / 4);
-  assert.equal(goldAccuracy((t) => task.extract(t), qs.slice(0, 3), texts.slice(0, 3)), 2 / 3);
-  assert.equal(goldAccuracy((t) => task.extract(t), [{ gold: "" }], [" #### 1"]), null);
+  const answers = texts.map((t) => task.extract(t));
+  assert.equal(goldAccuracy(answers, qs), 3 / 4);
+  assert.equal(goldAccuracy(answers.slice(0, 3), qs.slice(0, 3)), 2 / 3);
+  assert.equal(goldAccuracy([task.extract(" #### 1")], [{ gold: "" }]), null);
 });

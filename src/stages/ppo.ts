@@ -237,8 +237,8 @@ async function rolloutRewards(
   labels: Map<string, LabelRow>,
   { qs, prompts, gens }: { qs: Question[]; prompts: number[][]; gens: Generation[] },
   seqs: number[][],
+  answers: (string | null)[],
 ): Promise<Float32Array> {
-  const answers = gens.map((g) => ctx.task.extract(g.text));
   let scores: Float32Array;
   if (m.rm) {
     scores = await scoreAll(m.rm.scorer, seqs, prompts.map((p) => p.length), 128);
@@ -272,12 +272,11 @@ async function rolloutRewards(
  * fresh prompts a reward model trained on memorised answers scored 0.85 where this was ~0.18).
  */
 export function goldAccuracy(
-  extract: (text: string) => string | null,
+  answers: readonly (string | null)[],
   qs: readonly Pick<Question, "gold">[],
-  texts: readonly string[],
 ): number | null {
   if (qs.length === 0 || qs.some((q) => !q.gold)) return null;
-  return texts.filter((t, b) => sameAnswer(extract(t), qs[b].gold)).length / texts.length;
+  return answers.filter((a, b) => sameAnswer(a, qs[b].gold)).length / answers.length;
 }
 
 /** What one iteration logs to metrics.jsonl. */
@@ -321,10 +320,11 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
   for (let it = m.state.iteration; it < cfg.iterations; it++) {
     const sampled = await sampleRollout(ctx, m, cfg, pool, it);
     const seqs = sampled.prompts.map((p, b) => [...p, ...sampled.gens[b].ids]);
+    const answers = sampled.gens.map((g) => ctx.task.extract(g.text));
     const ro: Rollout = {
       ...rolloutBatch(seqs, sampled.prompts.map((p) => p.length), m.tokenizer.padId ?? 0),
       seqs,
-      scores: await rolloutRewards(ctx, m, cfg, labels, sampled, seqs),
+      scores: await rolloutRewards(ctx, m, cfg, labels, sampled, seqs, answers),
       texts: sampled.gens.map((g) => g.text),
       lengths: sampled.gens.map((g) => g.ids.length),
     };
@@ -338,12 +338,7 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     );
     state.tokensTrained += u.tokensTrained;
     state.lastKl = u.kl;
-    const metrics = iterationMetrics(
-      ro,
-      u,
-      kl.beta,
-      goldAccuracy((t) => ctx.task.extract(t), sampled.qs, ro.texts),
-    );
+    const metrics = iterationMetrics(ro, u, kl.beta, goldAccuracy(answers, sampled.qs));
     ctx.metrics.log(rel, it, metrics);
     if (cfg.klTarget > 0) kl.update(u.kl, ro.B);
     bar.tick(1, { reward: +metrics.reward.toFixed(3), kl: +metrics.kl.toFixed(3) });
