@@ -231,7 +231,6 @@ async function sampleRollout(
 
 /** Each response's reward: the reward model's, or its answer's match with a label; then penalties. */
 async function rolloutRewards(
-  ctx: StageContext,
   m: PpoRunModels,
   cfg: PpoRunConfig,
   labels: Map<string, LabelRow>,
@@ -324,7 +323,7 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     const ro: Rollout = {
       ...rolloutBatch(seqs, sampled.prompts.map((p) => p.length), m.tokenizer.padId ?? 0),
       seqs,
-      scores: await rolloutRewards(ctx, m, cfg, labels, sampled, seqs, answers),
+      scores: await rolloutRewards(m, cfg, labels, sampled, seqs, answers),
       texts: sampled.gens.map((g) => g.text),
       lengths: sampled.gens.map((g) => g.ids.length),
     };
