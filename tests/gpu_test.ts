@@ -10,6 +10,12 @@ Deno.test("size classes waste at most 12.5% and are reused", () => {
     assert.ok(c >= b && c % 16 === 0);
     assert.ok(c <= Math.max(256, b * 1.125 + 16), `${b} -> ${c}`);
   }
+  // An H200's per-binding limit is 2 GiB − 4; 3,533 rows of 151,936 logits fit it, their class did not.
+  const h200 = 2 ** 31 - 4, logits = 3533 * 151936 * 4;
+  assert.ok(sizeClass(logits) > h200);
+  assert.ok(sizeClass(logits, h200) <= h200 && sizeClass(logits, h200) >= logits);
+  assert.equal(sizeClass(h200, h200), h200);
+  assert.equal(sizeClass(h200 + 4, h200), sizeClass(h200 + 4));
   const before = gpu.pool.allocatedBytes;
   const a = E.tensor(new Float32Array(1000));
   a.destroy();
@@ -82,4 +88,23 @@ Deno.test("trimTo frees the least recently released size classes first, down to 
   assert.equal(pool.liveBytes, 4 * MB);
   assert.equal(pool.allocatedBytes, 4 * MB);
   pool.destroy();
+});
+
+Deno.test("the profiler counts every dispatch across flushes and many profiles", async () => {
+  const a = E.keep(E.tensor(new Float32Array(64).fill(1)));
+  try {
+    // 2,100 dispatches take 4,200 timestamps, past one query set's 4,096: a flush mid-profile.
+    gpu.recorder.startProfile();
+    for (let i = 0; i < 2100; i++) E.tidy(() => void E.exp(a));
+    const big = await gpu.recorder.stopProfile();
+    assert.deepEqual([...big.values()].map((v) => v.count), [2100]);
+    for (let p = 0; p < 200; p++) {
+      gpu.recorder.startProfile();
+      E.tidy(() => void E.exp(a));
+      const one = [...(await gpu.recorder.stopProfile()).values()];
+      assert.ok(one.length === 1 && one[0].count === 1 && one[0].ms >= 0, JSON.stringify(one));
+    }
+  } finally {
+    a.destroy();
+  }
 });

@@ -2,12 +2,18 @@ import { GpuError } from "../errors.ts";
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-/** Sizes are rounded up to one of 8 steps per power of two: at most 12.5% waste. */
-export function sizeClass(bytes: number): number {
+/**
+ * Sizes are rounded up to one of 8 steps per power of two: at most 12.5% waste. A buffer is bound
+ * whole, so a request within the per-binding limit never rounds past it (an H200's limit is
+ * 2 GiB − 4 bytes: a 2.147 GB chunk of logits would otherwise get a 2 GiB buffer it cannot bind).
+ */
+export function sizeClass(bytes: number, maxBinding = Infinity): number {
   const b = Math.max(256, Math.ceil(bytes / 16) * 16);
   const pow = 2 ** Math.floor(Math.log2(b));
   const step = Math.max(16, pow / 8);
-  return Math.ceil(b / step) * step;
+  const size = Math.ceil(b / step) * step;
+  if (bytes > maxBinding || size <= maxBinding) return size;
+  return Math.max(Math.ceil(bytes / 4) * 4, Math.floor(maxBinding / 4) * 4);
 }
 
 let nextBufferId = 1;
@@ -37,7 +43,7 @@ export class BufferPool {
 
   acquire(bytes: number): PooledBuffer {
     if (this.#destroyed) throw new GpuError("buffer pool used after destroy()");
-    const size = sizeClass(bytes);
+    const size = sizeClass(bytes, this.device.limits.maxStorageBufferBindingSize);
     const list = this.#free.get(size);
     let buf = list?.pop();
     if (!buf) {
