@@ -110,6 +110,7 @@ export class Recorder {
   }
 
   #profile: Profiler | null = null;
+  #profiler: Profiler | null = null;
 
   /**
    * Times every dispatch from here on with timestamp queries (each in its own
@@ -120,7 +121,11 @@ export class Recorder {
       throw new GpuError("profiling needs the adapter's timestamp-query feature");
     }
     this.flush();
-    this.#profile = new Profiler(this.device);
+    // One query set for the recorder's life: the GPU benches start and stop thousands of profiles,
+    // and on an H200 one of them ended in a validation error while a set was made and destroyed
+    // for each (the likeliest cause; not reproduced on lavapipe).
+    this.#profiler ??= new Profiler(this.device);
+    this.#profile = this.#profiler;
   }
 
   /** Stops profiling; GPU milliseconds and dispatch counts per kernel. */
@@ -264,7 +269,7 @@ class Profiler {
   #capacity = 4096;
   #used = 0;
   #labels: string[] = [];
-  #batches: { labels: string[]; buffer: GPUBuffer }[] = [];
+  #batches: { labels: string[]; resolved: GPUBuffer; buffer: GPUBuffer }[] = [];
 
   constructor(private device: GPUDevice) {
     this.#set = device.createQuerySet({ type: "timestamp", count: this.#capacity });
@@ -297,14 +302,14 @@ class Profiler {
     });
     encoder.resolveQuerySet(this.#set, 0, this.#used, resolved, 0);
     encoder.copyBufferToBuffer(resolved, 0, read, 0, bytes);
-    this.#batches.push({ labels: this.#labels, buffer: read });
+    this.#batches.push({ labels: this.#labels, resolved, buffer: read });
     this.#labels = [];
     this.#used = 0;
   }
 
   async report(): Promise<Map<string, { count: number; ms: number }>> {
     const out = new Map<string, { count: number; ms: number }>();
-    for (const { labels, buffer } of this.#batches) {
+    for (const { labels, resolved, buffer } of this.#batches) {
       await buffer.mapAsync(GPUMapMode.READ);
       const t = new BigInt64Array(buffer.getMappedRange());
       labels.forEach((label, i) => {
@@ -315,8 +320,9 @@ class Profiler {
       });
       buffer.unmap();
       buffer.destroy();
+      resolved.destroy();
     }
-    this.#set.destroy();
+    this.#batches = [];
     return out;
   }
 }
