@@ -7,7 +7,7 @@
 import * as E from "../mod.ts";
 import { halfTensor, matmulHalf, useMatmulKernel } from "../src/tensor/impl/matmul.ts";
 import { laneLayouts, matmulVariants } from "../src/tensor/matmul_plan.ts";
-import { GPU_TILES, planGpuMatmul } from "../src/tensor/matmul_gpu_plan.ts";
+import { GPU_LARGE_TILE, GPU_TILES, planGpuMatmul } from "../src/tensor/matmul_gpu_plan.ts";
 import { type MatmulVariant, matmulVariantName } from "../src/tensor/matmul_wgsl.ts";
 import * as R from "./support/reference.ts";
 import { assertClose } from "./support/assert.ts";
@@ -101,8 +101,10 @@ Deno.test("every blocked variant the plan can pick matches float64", async () =>
 // the tile rows).
 Deno.test("every GPU tile matches float64, with and without prefetch", async () => {
   try {
-    for (const base of [...GPU_TILES, { ...GPU_TILES[0], swizzle: 3 }]) {
-      for (const prefetch of [true, false]) {
+    // The large tile with prefetch needs 48 KiB of workgroup memory, over lavapipe's 32: it runs
+    // here without, and its prefetched form is checked against float64 at the head of gpu_matmul.ts.
+    for (const base of [...GPU_TILES, { ...GPU_TILES[0], swizzle: 3 }, GPU_LARGE_TILE]) {
+      for (const prefetch of base === GPU_LARGE_TILE ? [false] : [true, false]) {
         const tile = { ...base, prefetch };
         useMatmulKernel({ gpu: tile });
         const sizes: [number, number, number, number, boolean][] = [
@@ -143,8 +145,15 @@ Deno.test("the GPU plan splits k when tiles are few, and takes exact tiles witho
   const limits = { maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupStorageSize: 49152 };
   const d = (M: number, N: number, K: number) => ({ M, N, K, batch: 1, strideA: 0, strideB: 0 });
   const big = planGpuMatmul(d(4096, 4096, 4096), false, false, limits)!;
-  if (big.splits !== 1 || !big.variant.aligned || big.variant.BM !== 128) {
+  if (big.splits !== 1 || !big.variant.aligned || big.variant.BM !== 256) {
     throw new Error(`4096³: ${JSON.stringify(big)}`);
+  }
+  // 112 tiles of 256 × 128 cannot fill the GPU: the 128 × 128 tile, split over k.
+  const qo = planGpuMatmul(d(4096, 896, 896), false, true, limits)!;
+  if (qo.variant.BM !== 128 || qo.splits < 1) throw new Error(`q/o: ${JSON.stringify(qo)}`);
+  const lavapipe = { ...limits, maxComputeWorkgroupStorageSize: 32768 };
+  if (planGpuMatmul(d(4096, 4096, 4096), false, false, lavapipe)!.variant.BM !== 128) {
+    throw new Error("the large tile must give way where its workgroup memory is refused");
   }
   const dW = planGpuMatmul(d(256, 256, 4096), true, false, limits)!;
   if (dW.splits < 2 || dW.workgroups[2] !== dW.splits) throw new Error(`dW: ${JSON.stringify(dW)}`);
