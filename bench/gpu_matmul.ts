@@ -8,7 +8,8 @@
  * the plan's own choice on each, and the chosen tile with f16 operands where
  * the adapter has shader-f16 (f16 storage, f16 compute). Each product runs 0.3 s untimed (the GPU
  * clock ramps up under load), then as many times as fill 0.3 s of GPU time.
- * `--quick` uses sizes a CPU adapter finishes.
+ * `--quick` uses sizes a CPU adapter finishes; `--only a,b` times only the named rows (variant
+ * names as printed, `plan`, `tiled128`, `f16`), to finish a run a time limit cut short.
  */
 import * as E from "../mod.ts";
 import { halfTensor, matmulHalf, useMatmulKernel } from "../src/tensor/impl/matmul.ts";
@@ -20,6 +21,9 @@ const gpu = await E.initGpu();
 const json = Deno.args.includes("--json");
 const quick = Deno.args.includes("--quick");
 const adapter = gpu.info.description;
+const onlyAt = Deno.args.indexOf("--only");
+const only = onlyAt < 0 ? null : new Set(Deno.args[onlyAt + 1].split(","));
+const wanted = (label: string) => only === null || only.has(label);
 
 const t = (
   BM: number,
@@ -118,6 +122,7 @@ async function time(s: Shape): Promise<{ ms: number; reps: number }> {
 }
 
 for (const v of [...VARIANTS, "tiled128" as const, "plan" as const]) {
+  if (!wanted(name(v))) continue;
   useMatmulKernel(v === "plan" ? "gpu" : v === "tiled128" ? "tiled128" : { gpu: v });
   let err: number | string;
   try {
@@ -147,7 +152,7 @@ useMatmulKernel("auto");
 
 // f16 operands on the chosen tile (shader-f16): the error is against float64 of the f32 values
 // before rounding to f16, relative to the largest output.
-if (gpu.info.hasF16) {
+if (gpu.info.hasF16 && wanted("f16")) {
   const tile = VARIANTS[2];
   const h = (x: Float32Array) => E.keep(halfTensor(new Uint16Array(new Float16Array(x).buffer)));
   for (const half of ["storage", "compute"] as const) {

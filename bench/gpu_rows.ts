@@ -5,8 +5,8 @@
  * per row with one-pass reductions (the CPU adapter's choice), one workgroup per row with one-pass
  * reductions, and one workgroup per row with two-pass reductions (the hardware choice). Each row
  * also gives its largest difference from the first flavour's output (not for the sampler, whose
- * flavours draw different tokens). `--quick` uses sizes a CPU
- * adapter finishes.
+ * flavours draw different tokens). `--quick` uses sizes a CPU adapter finishes; `--only a,b`
+ * times only the ops whose names start with one of those.
  */
 import * as E from "../mod.ts";
 import { forceKernels, type KernelChoice } from "../src/tensor/kernel_choice.ts";
@@ -16,6 +16,8 @@ await E.initGpu();
 const json = Deno.args.includes("--json");
 const quick = Deno.args.includes("--quick");
 const adapter = E.gpu().info.description;
+const onlyAt = Deno.args.indexOf("--only");
+const only = onlyAt < 0 ? null : Deno.args[onlyAt + 1].split(",");
 const WARM = quick ? 0 : 0.3, TIMED = quick ? 0 : 0.3;
 
 const V = quick ? 4_096 : 151_936, D = 896, T = quick ? 64 : 512, B = quick ? 2 : 4;
@@ -87,6 +89,7 @@ const FLAVOURS: [string, Partial<KernelChoice>][] = [
 ];
 
 for (const { op, shape, run } of OPS) {
+  if (only && !only.some((prefix) => op.startsWith(prefix))) continue;
   let first: Float32Array | Int32Array | null = null;
   for (const [flavour, choice] of FLAVOURS) {
     forceKernels(choice);
