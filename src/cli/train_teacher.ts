@@ -150,16 +150,33 @@ await runMain(async () => {
     const share = (xs: boolean[], of: boolean[] = xs.map(() => true)) =>
       xs.filter((x, i) => x && of[i]).length / Math.max(1, of.filter(Boolean).length);
     const votes: (string | null)[][] = held.map(() => []);
+    const samples: { i: number; worked: boolean; right: boolean }[] = [];
     for (const [k, t] of [0.6, 0.6, 0.8, 0.8, 0.8, 1, 1, 1].entries()) {
-      (await sample(t, 100 + k)).forEach((g, i) => votes[i].push(task.extract(g.text)));
+      (await sample(t, 100 + k)).forEach((g, i) => {
+        votes[i].push(task.extract(g.text));
+        const right = task.score(g.text, held[i].gold).strict;
+        samples.push({ i, worked: answerStyle(g.text) === "worked", right });
+      });
     }
-    const maj = votes.map((v, i) => majority(v).label === held[i].gold);
+    const votesOf = votes.map((v) => majority(v));
+    const maj = votesOf.map((m, i) => m.label === held[i].gold);
+    // What SFT would train on: the samples that match the majority where agreement is at least
+    // the label stage's default 0.5. RL can only select a style that survives into them.
+    const positive = samples.map((s, j) =>
+      votesOf[s.i].agreement >= 0.5 &&
+      votes[s.i][Math.floor(j / held.length)] === votesOf[s.i].label
+    );
     return {
       heldout_greedy_accuracy: share(right),
       heldout_maj8_accuracy: share(maj),
       greedy_worked_share: share(worked),
       greedy_worked_accuracy: share(right, worked),
       greedy_answer_only_accuracy: share(right, worked.map((w) => !w)),
+      sampled_answer_only_accuracy: share(
+        samples.map((s) => s.right),
+        samples.map((s) => !s.worked),
+      ),
+      positives_worked_share: share(samples.map((s) => s.worked), positive),
     };
   };
   const show = (e: Record<string, number>) =>
