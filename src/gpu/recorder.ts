@@ -121,9 +121,8 @@ export class Recorder {
       throw new GpuError("profiling needs the adapter's timestamp-query feature");
     }
     this.flush();
-    // One query set for the recorder's life: the GPU benches start and stop thousands of profiles,
-    // and on an H200 one of them ended in a validation error while a set was made and destroyed
-    // for each (the likeliest cause; not reproduced on lavapipe).
+    // One query set for the recorder's life, not one made and destroyed per profile: the GPU
+    // benches start and stop thousands of profiles.
     this.#profiler ??= new Profiler(this.device);
     this.#profile = this.#profiler;
   }
