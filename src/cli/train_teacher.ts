@@ -73,7 +73,8 @@ await runMain(async () => {
     }
   }
   await initGpu();
-  const defaults = validate(configSchema, {}, "defaults").task.arithmetic;
+  const schemaDefaults = validate(configSchema, {}, "defaults");
+  const defaults = schemaDefaults.task.arithmetic;
   const gen = (seed: number, count: number) =>
     generateArithmetic({
       seed,
@@ -161,9 +162,9 @@ await runMain(async () => {
     const votesOf = votes.map((v) => majority(v));
     const maj = votesOf.map((m, i) => m.label === held[i].gold);
     // What SFT would train on: the samples that match the majority where agreement is at least
-    // the label stage's default 0.5. RL can only select a style that survives into them.
+    // the label stage's default. RL can only select a style that survives into them.
     const positive = samples.map((s, j) =>
-      votesOf[s.i].agreement >= 0.5 &&
+      votesOf[s.i].agreement >= schemaDefaults.label.minAgreement &&
       votes[s.i][Math.floor(j / held.length)] === votesOf[s.i].label
     );
     return {
