@@ -40,6 +40,16 @@ Deno.test("train_teacher: a --save-at step outside the run is one line", async (
   assert.match(lines[0], /^error: --save-at: each step must be an integer in 1\.\.29 .*got "30"/);
 });
 
+Deno.test("train_teacher: a --config of another task is one line", async () => {
+  const { code, lines } = await run("train_teacher", ["--config", "configs/gsm8k.json"]);
+  assert.equal(code, 1, lines.join("\n"));
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(
+    lines[0],
+    /^error: --config: train-teacher needs task.kind "arithmetic", got "gsm8k"/,
+  );
+});
+
 Deno.test("train_teacher saves a snapshot at any --save-at step, not only at its 20-step readbacks", async () => {
   const out = `${await Deno.makeTempDir()}/t`;
   const args = [

@@ -1,12 +1,18 @@
 /** PPO's prompts: the share of training questions kept out of SFT, at the edge of the student's reach. */
 import assert from "node:assert/strict";
 import { arithmeticSettings, rlQuestionIds } from "../src/stages/context.ts";
-import { generateArithmetic } from "../src/tasks/arithmetic.ts";
+import { generateArithmetic, VALIDATION_SEED } from "../src/tasks/arithmetic.ts";
 import { configSchema } from "../src/run/config.ts";
 import { validate } from "../src/util/schema.ts";
 import type { Question } from "../src/tasks/types.ts";
 import type { ResponseRow } from "../src/run/rows.ts";
-import { edgePrompts, freshPrompts, passRates, promptsInOrder } from "../src/stages/rl_prompts.ts";
+import {
+  edgePrompts,
+  freshPrompts,
+  passRates,
+  promptsInOrder,
+  runPrompts,
+} from "../src/stages/rl_prompts.ts";
 import { goldAccuracy } from "../src/stages/ppo.ts";
 import { makeTask } from "../src/tasks/task.ts";
 
@@ -86,6 +92,31 @@ Deno.test("ppo.freshPrompts: new questions, none a training or held-out one, dra
   const gsm = { ...cfg, task: { ...cfg.task, kind: "gsm8k" as const } };
   assert.throws(() => freshPrompts({ cfg: gsm, train, test }, 3), /generated task/);
   assert.throws(() => freshPrompts({ cfg, train, test }, 100_000), /lower ppo.freshPrompts/);
+});
+
+Deno.test("runPrompts: every question a run can meet, PPO's fresh prompts included", () => {
+  const settings = { maxNumber: 9, maxSteps: 1, trainCount: 60, testCount: 30 };
+  const cfg = validate(
+    configSchema,
+    { task: { arithmetic: settings }, ppo: { freshPrompts: 50 } },
+    "test",
+  );
+  const a = cfg.task.arithmetic;
+  const gen = (seed: number, count: number) =>
+    generateArithmetic(arithmeticSettings(cfg, seed, count));
+  const train = gen(a.trainSeed, a.trainCount);
+  const test = gen(a.testSeed, a.testCount);
+  const validation = gen(VALIDATION_SEED, a.testCount);
+  const fresh = freshPrompts({ cfg, train, test }, cfg.ppo.freshPrompts);
+  const reserved = runPrompts(cfg);
+  for (const q of [...train, ...test, ...validation, ...fresh]) {
+    assert.ok(reserved.has(q.prompt), q.prompt);
+  }
+  // Without fresh prompts the rlSeed questions are not the run's.
+  const noFresh = validate(configSchema, { task: { arithmetic: settings } }, "test");
+  const others = new Set([...train, ...test, ...validation].map((q) => q.prompt));
+  assert.ok(fresh.some((q) => !others.has(q.prompt)));
+  assert.deepEqual(runPrompts(noFresh), others);
 });
 
 Deno.test("goldAccuracy: the share of responses whose final answer is the gold one", () => {

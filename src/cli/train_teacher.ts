@@ -3,7 +3,8 @@
  * character-level Llama, on gold solutions of generated arithmetic word
  * problems, and saves it (HF layout) to models/arith-teacher. It stands in
  * for a pretrained LLM: no pipeline stage after it sees gold labels, and its
- * questions exclude the default run's training and held-out questions.
+ * questions exclude the questions of the run it is made for (--config; the
+ * embedded default without it): training, held-out, validation and PPO's.
  * With --answer-only a share of the gold solutions gives the answer alone,
  * and --init continues from a checkpoint: models/arith-teacher/SOURCE.txt
  * has the recipe. It prints greedy accuracy by answer style and maj@8.
@@ -22,7 +23,9 @@ import { Trainer } from "../train/trainer.ts";
 import { generate } from "../generate/generate.ts";
 import { makeTask } from "../tasks/task.ts";
 import { configSchema } from "../run/config.ts";
-import { validate } from "../util/schema.ts";
+import { loadConfig } from "../util/schema.ts";
+import { arithmeticSettings } from "../stages/context.ts";
+import { runPrompts } from "../stages/rl_prompts.ts";
 import { readAll } from "../tensor/tensor.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 
@@ -33,7 +36,7 @@ function answerOnlyAt(i: number, share: number): boolean {
 
 const USAGE = "usage: deno task train-teacher [--out DIR] [--steps N] [--batch N] [--lr X] " +
   "[--hidden N] [--layers N] [--heads N] [--questions N] [--seed N] [--eval-questions N] " +
-  "[--save-at N,N] [--answer-only SHARE] [--init DIR]";
+  "[--save-at N,N] [--answer-only SHARE] [--init DIR] [--config FILE]";
 
 await runMain(async () => {
   const { values } = parseArgs({
@@ -55,6 +58,7 @@ await runMain(async () => {
       // answers agree, so its majority beats its single answer.
       "answer-only": { type: "string", default: "0" },
       init: { type: "string", default: "" },
+      config: { type: "string" },
     },
   });
   const n = (k: keyof typeof values) => {
@@ -72,25 +76,17 @@ await runMain(async () => {
       );
     }
   }
+  // The run the teacher is made for: its generator settings, and the questions to keep out.
+  const run = await loadConfig(configSchema, values.config ?? null);
+  if (run.task.kind !== "arithmetic") {
+    throw new EngineError(
+      `--config: train-teacher needs task.kind "arithmetic", got "${run.task.kind}"`,
+    );
+  }
   await initGpu();
-  const schemaDefaults = validate(configSchema, {}, "defaults");
-  const defaults = schemaDefaults.task.arithmetic;
   const gen = (seed: number, count: number) =>
-    generateArithmetic({
-      seed,
-      count,
-      minNumber: defaults.minNumber,
-      maxNumber: defaults.maxNumber,
-      minSteps: defaults.minSteps,
-      maxSteps: defaults.maxSteps,
-      ops: defaults.ops as ("+" | "-" | "*")[],
-      nonNegative: true,
-    });
-  // Keep the pipeline's own questions out of the teacher's training set.
-  const reserved = new Set([
-    ...gen(defaults.trainSeed, defaults.trainCount),
-    ...gen(defaults.testSeed, defaults.testCount),
-  ].map((q) => q.prompt));
+    generateArithmetic(arithmeticSettings(run, seed, count));
+  const reserved = runPrompts(run);
   const pool = gen(n("seed"), n("questions")).filter((q) => !reserved.has(q.prompt));
   const held = pool.slice(0, n("eval-questions"));
   const train = pool.slice(n("eval-questions"));
@@ -164,7 +160,7 @@ await runMain(async () => {
     // What SFT would train on: the samples that match the majority where agreement is at least
     // the label stage's default. RL can only select a style that survives into them.
     const positive = samples.map((s, j) =>
-      votesOf[s.i].agreement >= schemaDefaults.label.minAgreement &&
+      votesOf[s.i].agreement >= run.label.minAgreement &&
       votes[s.i][Math.floor(j / held.length)] === votesOf[s.i].label
     );
     return {

@@ -27,6 +27,12 @@ export interface ArithmeticConfig {
   nonNegative?: boolean;
 }
 
+/**
+ * Generator seed of the validation questions: settings are chosen on them (a run sets
+ * task.arithmetic.testSeed to it), never on the held-out questions of task.arithmetic.testSeed.
+ */
+export const VALIDATION_SEED = 3003;
+
 /** The arithmetic generator was given settings it cannot use. */
 export class ArithmeticConfigError extends EngineError {}
 
