@@ -158,7 +158,7 @@ await runMain(async () => {
     const votesOf = votes.map((v) => majority(v));
     const maj = votesOf.map((m, i) => m.label === held[i].gold);
     // What SFT would train on: the samples that match the majority where agreement is at least
-    // the label stage's default. RL can only select a style that survives into them.
+    // the run's label.minAgreement. RL can only select a style that survives into them.
     const positive = samples.map((s, j) =>
       votesOf[s.i].agreement >= run.label.minAgreement &&
       votes[s.i][Math.floor(j / held.length)] === votesOf[s.i].label

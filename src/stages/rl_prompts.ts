@@ -53,7 +53,9 @@ export function freshPrompts(
     );
   }
   const seen = new Set([...ctx.train, ...ctx.test].map((q) => q.prompt));
-  const drawn = freshPool(ctx.cfg, n, seen.size);
+  const seed = ctx.cfg.task.arithmetic.rlSeed;
+  // Enough that n are left even if every training and held-out question comes up again.
+  const drawn = generateArithmetic(arithmeticSettings(ctx.cfg, seed, n + seen.size));
   const fresh: Question[] = [];
   for (const q of drawn) {
     if (fresh.length === n) break;
@@ -68,30 +70,22 @@ export function freshPrompts(
   return fresh.map((q) => ({ ...q, id: q.id.replace(/^arith-/, "rl-") }));
 }
 
-/** Enough of the rlSeed questions that n are left even if every one of `taken` comes up again. */
-function freshPool(cfg: Config, n: number, taken: number): Question[] {
-  return generateArithmetic(arithmeticSettings(cfg, cfg.task.arithmetic.rlSeed, n + taken));
-}
-
 /**
  * The text of every generated question a run can meet: training, held-out, validation (seed
- * VALIDATION_SEED) and the pool PPO's fresh prompts are drawn from. A teacher made for the run
- * trains on none of them, as a pretrained LLM has not seen the benchmark.
+ * VALIDATION_SEED) and PPO's fresh prompts. A teacher made for the run trains on none of them, as
+ * a pretrained LLM has not seen the benchmark.
  */
 export function runPrompts(cfg: Config): Set<string> {
   const a = cfg.task.arithmetic;
   const gen = (seed: number, count: number) =>
     generateArithmetic(arithmeticSettings(cfg, seed, count));
+  const train = gen(a.trainSeed, a.trainCount);
+  const test = gen(a.testSeed, a.testCount);
   const fresh = cfg.ppo.freshPrompts > 0
-    ? freshPool(cfg, cfg.ppo.freshPrompts, a.trainCount + a.testCount)
+    ? freshPrompts({ cfg, train, test }, cfg.ppo.freshPrompts)
     : [];
   return new Set(
-    [
-      ...gen(a.trainSeed, a.trainCount),
-      ...gen(a.testSeed, a.testCount),
-      ...gen(VALIDATION_SEED, a.testCount),
-      ...fresh,
-    ].map((q) => q.prompt),
+    [...train, ...test, ...gen(VALIDATION_SEED, a.testCount), ...fresh].map((q) => q.prompt),
   );
 }
 
