@@ -133,8 +133,15 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
   // The teacher's worked answers write calculations; the share right is a fraction.
   const eqs = report.equationAccuracy["teacher pass@1"];
   assert.ok(eqs > 0.5 && eqs <= 1, JSON.stringify(report.equationAccuracy));
+  // The style split covers every question and adds up to the paired difference.
+  const gap = report.styles.gaps["SFT student"];
+  assert.equal(gap.worked.n + gap.answerOnly.n, 12);
+  const cells = report.styles.switches["PPO student"] as { contribution: number }[];
+  const split = cells.reduce((s, c) => s + c.contribution, 0);
+  assert.ok(Math.abs(split - diff.mean) < 1e-12, `${split} vs ${diff.mean}`);
   const md = await Deno.readTextFile(`${run}/report.md`);
   assert.match(md, /\| teacher pass@1 \|/);
+  assert.match(md, /\| answer-only → worked \| \d+ \|/);
   assert.match(md, /Calculations in those answers that are right/);
   assert.match(md, /PPO student − SFT student: [+-]\d+\.\d ± \d+\.\d points/);
   assert.match(md, /\| sft \| 0 \| [\d,]+ \|/);

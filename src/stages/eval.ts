@@ -46,6 +46,8 @@ export interface EvalResult {
   finalKl: Record<string, number>;
   /** Share of each greedy row's answers that work a calculation before the final answer. */
   workedShare: Record<string, number>;
+  /** Per question, whether each greedy row's answer is worked (a run from before it was kept: absent). */
+  perQuestionWorked?: Record<string, boolean[]>;
   /** Share of the calculations in each greedy row's answers that are right (none written, or a run from before it was counted: absent). */
   equationAccuracy?: Record<string, number>;
   /** Parameter counts (teacher: null when it is served over HTTP). */
@@ -133,6 +135,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     perQuestion[name] = s;
   };
   const workedShare: Record<string, number> = {};
+  const perQuestionWorked: Record<string, boolean[]> = {};
   const equationAccuracy: Record<string, number> = {};
   const greedy = async (name: string, slug: string, sampler: Sampler) => {
     const out = await run(`${slug}-greedy`, sampler, [{ temperature: 0, n: 1 }]);
@@ -143,6 +146,10 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
       { right: 0, total: 0 },
     );
     if (eq.total > 0) equationAccuracy[name] = eq.right / eq.total;
+    const groups = byId(out);
+    perQuestionWorked[name] = qs.map((q) =>
+      answerStyle(groups.get(q.id)?.[0]?.text ?? "") === "worked"
+    );
     record(name, greedyScores(ctx, qs, out));
   };
 
@@ -284,6 +291,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     rewardModelTeacherOnly,
     finalKl,
     workedShare,
+    perQuestionWorked,
     equationAccuracy,
     params,
     tokensGenerated: tokens,

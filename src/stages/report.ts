@@ -6,6 +6,7 @@ import { gpu } from "../gpu/mod.ts";
 import type { StageContext } from "./context.ts";
 import type { EvalResult } from "./eval.ts";
 import { ppoDifferences } from "./paired.ts";
+import { styleAccount } from "./styles.ts";
 
 export interface StageAccount {
   stage: string;
@@ -43,6 +44,7 @@ export async function writeReport(
     differences: result ? ppoDifferences([result]) : null,
     workedShare: result?.workedShare ?? null,
     equationAccuracy: result?.equationAccuracy ?? null,
+    styles: result ? styleAccount(result.perQuestion, result.perQuestionWorked) : null,
     pseudoLabels: result?.pseudoLabels ?? null,
     rewardModel: result?.rewardModel ?? null,
     rewardModelTeacherOnly: result?.rewardModelTeacherOnly ?? null,
@@ -91,6 +93,7 @@ export async function writeReport(
         }.`,
       );
     }
+    lines.push(...styleLines(report.styles));
     const params = result.params;
     if (params) {
       lines.push(
@@ -160,4 +163,53 @@ export async function writeReport(
   }
   await ctx.run.writeText("report.md", lines.join("\n") + "\n");
   return report;
+}
+
+const signed = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}`;
+
+/** Accuracy by style, and where each student's difference from SFT came from. */
+function styleLines(styles: ReturnType<typeof styleAccount>): string[] {
+  if (!styles) return [];
+  const lines = [
+    "",
+    "Greedy answers by style (worked: a calculation before the answer):",
+    "",
+    "| model | worked | right | answer-only | right |",
+    "| --- | ---: | ---: | ---: | ---: |",
+  ];
+  for (const [name, g] of Object.entries(styles.gaps)) {
+    lines.push(
+      `| ${name} | ${g.worked.n} | ${pct(g.worked.accuracy)} | ${g.answerOnly.n} | ${
+        pct(g.answerOnly.accuracy)
+      } |`,
+    );
+  }
+  const sft = styles.gaps["SFT student"];
+  if (sft && sft.worked.n && sft.answerOnly.n) {
+    const n = sft.worked.n + sft.answerOnly.n;
+    lines.push(
+      "",
+      `Switching every answer-only greedy answer of the SFT student to a worked one, at its worked ` +
+        `answers' accuracy, would move it by ${
+          signed((sft.answerOnly.n / n) * (sft.worked.accuracy - sft.answerOnly.accuracy))
+        } points: what choosing a style alone can gain.`,
+    );
+  }
+  for (const [name, cells] of Object.entries(styles.switches)) {
+    lines.push(
+      "",
+      `${name} against the SFT student, by how each question's greedy answer changed style:`,
+      "",
+      "| SFT → this row | questions | right before | right after | points of the difference |",
+      "| --- | ---: | ---: | ---: | ---: |",
+    );
+    for (const c of cells) {
+      lines.push(
+        `| ${c.from} → ${c.to} | ${c.n} | ${pct(c.before)} | ${pct(c.after)} | ${
+          signed(c.contribution)
+        } |`,
+      );
+    }
+  }
+  return lines;
 }
