@@ -101,6 +101,17 @@ Deno.test("aggregation across seeds: per-seed values, mean ± SE, and the paired
     r.name === "teacher-only reward model held-out AUC (gold)"
   )!;
   assertClose(ablation.perSeed, [0.6, 0.7, 0.8], { atol: 1e-12 });
+  // Runs from before styles were kept have no style rows; with styles, per seed by hand.
+  assert.ok(!agg.rows.some((r) => r.name.startsWith("SFT student: ")));
+  results.forEach((r) => {
+    r.eval.perQuestionWorked = { "SFT student": [T, T, F, F], "PPO student": [T, T, T, T] };
+  });
+  const styled = aggregate(results).rows;
+  const styleRow = (n: string) => styled.find((r) => r.name === n)!.perSeed;
+  assert.deepEqual(styleRow("SFT student: greedy answers worked"), [0.5, 0.5, 0.5]);
+  assert.deepEqual(styleRow("SFT student: worked answers right"), [0.5, 1, 0]);
+  // Questions 2 and 3 switched to worked: seed 1 gained question 2 (1/4), the others none.
+  assert.deepEqual(styleRow("PPO student: points from answer-only → worked"), [0, 0.25, 0]);
 });
 
 Deno.test("the effect study runs every seed and reward source on tiny inputs", async () => {

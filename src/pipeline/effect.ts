@@ -7,6 +7,7 @@
 import type { EvalResult } from "../stages/eval.ts";
 import type { Compute } from "../stages/compute.ts";
 import { type MeanSe, meanSe, type PairedDifference, ppoDifferences } from "../stages/paired.ts";
+import { styleAccount } from "../stages/styles.ts";
 
 export { meanSe, normalCdf, pairedDifference } from "../stages/paired.ts";
 
@@ -59,6 +60,7 @@ export function aggregate(results: SeedResult[]): {
       ),
     );
   }
+  rows.push(...styleRows(results, row));
   const differences = ppoDifferences(results.map((r) => r.eval));
   const klNames = [...new Set(results.flatMap((r) => Object.keys(r.eval.finalKl ?? {})))];
   const finalKl = klNames.map((n) => row(n, (e) => e.finalKl?.[n] ?? NaN));
@@ -74,6 +76,40 @@ export function aggregate(results: SeedResult[]): {
     };
   }
   return { rows, differences, finalKl, compute };
+}
+
+/**
+ * The SFT student's accuracy by style, and the points of each student's difference that came
+ * from questions it switched from answer-only to worked (styles.ts); runs without styles: none.
+ */
+function styleRows(
+  results: SeedResult[],
+  row: (name: string, f: (e: EvalResult) => number) => EffectRow,
+): EffectRow[] {
+  const accounts = results.map((r) => styleAccount(r.eval.perQuestion, r.eval.perQuestionWorked));
+  if (accounts.some((a) => !a)) return [];
+  const at = (e: EvalResult) => accounts[results.findIndex((r) => r.eval === e)]!;
+  const sft = (e: EvalResult) => at(e).gaps["SFT student"];
+  const out = [
+    row("SFT student: greedy answers worked", (e) => {
+      const g = sft(e);
+      return g.worked.n / (g.worked.n + g.answerOnly.n);
+    }),
+    row("SFT student: worked answers right", (e) => sft(e).worked.accuracy),
+    row("SFT student: answer-only answers right", (e) => sft(e).answerOnly.accuracy),
+  ];
+  const names = [...new Set(accounts.flatMap((a) => Object.keys(a!.switches)))];
+  for (const n of names) {
+    out.push(
+      row(
+        `${n}: points from answer-only → worked`,
+        (e) =>
+          at(e).switches[n]?.find((c) => c.from === "answer-only" && c.to === "worked")
+            ?.contribution ?? NaN,
+      ),
+    );
+  }
+  return out;
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : "n/a");
