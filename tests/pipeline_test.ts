@@ -102,13 +102,21 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
   const teacher = (await Array.fromAsync(Deno.readDir(`${run}/teacher`)))
     .filter((e) => e.name.endsWith(".jsonl"));
   let positives = 0;
+  let allPositives = 0;
+  let worked = 0;
   for (const e of teacher) {
     for (const r of await readJsonl(`${run}/teacher/${e.name}`)) {
       const l = byId.get(r.id) as { kept: boolean; pseudo_label: string } | undefined;
-      if (!rl.has(r.id) && l?.kept && r.answer === l.pseudo_label) positives++;
+      if (!(l?.kept && r.answer === l.pseudo_label)) continue;
+      if (!rl.has(r.id)) positives++;
+      allPositives++;
+      if (r.text.split("####")[0].includes("=")) worked++;
     }
   }
   assert.equal(stages.sft.examples, positives);
+  // The label stage counts the positives of every question and how many work a calculation.
+  assert.equal(stages.label.positives, allPositives);
+  assert.equal(stages.label.positivesWorked, worked / allPositives);
   assert.ok(stages["student-generate"].responses > 0);
   assert.ok(stages["reward-train"].heldOut.n > 0);
   assert.equal((await readJson(`${run}/ppo/latest.json`)).step, 2);

@@ -7,6 +7,7 @@
 import { JsonlShards } from "../run/run_dir.ts";
 import { DEFAULT_JUDGE, judgePositive, judgePrompt, parseJudgeScore } from "../tasks/judge.ts";
 import { sameAnswer } from "../tasks/answers.ts";
+import { answerStyle } from "../tasks/arithmetic.ts";
 import { byId, type StageContext, type StageSummary } from "./context.ts";
 import type { LabelRow, ResponseRow } from "../run/rows.ts";
 import { openSource } from "./teacher_generate.ts";
@@ -144,11 +145,18 @@ export async function labelStage(ctx: StageContext): Promise<StageSummary> {
   const kept = labels.filter((l) => l.kept).length;
   const hist = new Array(10).fill(0);
   for (const l of labels) hist[Math.min(9, Math.floor(l.agreement * 10))]++;
+  // The style mix SFT imitates (PPO's own prompts included): the SFT student's greedy style
+  // follows it, sharpened.
+  const byQuestion = new Map(labels.map((l) => [l.id, l]));
+  const positives = [...groups.values()].flat().filter((r) => isPositive(byQuestion.get(r.id), r));
   return {
     questions: labels.length,
     kept,
     dropped: labels.length - kept,
     agreementHistogram: hist,
+    positives: positives.length,
+    positivesWorked: positives.filter((r) => answerStyle(r.text) === "worked").length /
+      Math.max(positives.length, 1),
     tokensGenerated: judgeTokens,
     wallSeconds: (performance.now() - start) / 1000,
   };
