@@ -150,6 +150,8 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
   const md = await Deno.readTextFile(`${run}/report.md`);
   assert.match(md, /\| teacher pass@1 \|/);
   assert.match(md, /\| answer-only → worked \| \d+ \|/);
+  assert.equal(report.positivesWorked, stages.label.positivesWorked);
+  assert.match(md, /Of the teacher's positive responses, \d+\.\d% are worked/);
   assert.match(md, /Calculations in those answers that are right/);
   assert.match(md, /PPO student − SFT student: [+-]\d+\.\d ± \d+\.\d points/);
   assert.match(md, /\| sft \| 0 \| [\d,]+ \|/);

@@ -33,6 +33,7 @@ export async function writeReport(
       wallSeconds: s.wallSeconds ?? 0,
     });
   }
+  const label = (await ctx.run.stageDone("label")) as { positivesWorked?: number } | null;
   const report = {
     name: ctx.cfg.name,
     task: ctx.cfg.task.kind,
@@ -45,6 +46,7 @@ export async function writeReport(
     workedShare: result?.workedShare ?? null,
     equationAccuracy: result?.equationAccuracy ?? null,
     styles: result ? styleAccount(result.perQuestion, result.perQuestionWorked) : null,
+    positivesWorked: label?.positivesWorked ?? null,
     pseudoLabels: result?.pseudoLabels ?? null,
     rewardModel: result?.rewardModel ?? null,
     rewardModelTeacherOnly: result?.rewardModelTeacherOnly ?? null,
@@ -107,7 +109,10 @@ export async function writeReport(
       `Pseudo-labels on the training questions: ${pct(p.all)} right overall, ${
         pct(p.kept)
       } on the ` +
-        `${pct(p.keptFraction)} kept.`,
+        `${pct(p.keptFraction)} kept.` +
+        (report.positivesWorked === null
+          ? ""
+          : ` Of the teacher's positive responses, ${pct(report.positivesWorked)} are worked.`),
     );
     for (const [name, kl] of Object.entries(result.finalKl ?? {})) {
       lines.push(
