@@ -174,6 +174,30 @@ async function afterStudentGenerate(name: string): Promise<string> {
   return run;
 }
 
+Deno.test("a design screened at SFT's cost: eval alone after sft reports the style ceiling, no PPO row", async () => {
+  const run = await afterStudentGenerate("screen");
+  const { code, stderr } = await runToEnd([
+    "eval",
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "screen",
+  ]);
+  assert.equal(code, 0, stderr);
+  const report = await readJson(`${run}/report.json`);
+  assert.deepEqual(Object.keys(report.eval.rows), [
+    "teacher pass@1",
+    "teacher maj@2",
+    "SFT student",
+  ]);
+  assert.deepEqual(report.styles.switches, {});
+  const g = report.styles.gaps["SFT student"];
+  assert.equal(g.worked.n + g.answerOnly.n, 12);
+  // The SFT row is the straight run's own (same checkpoint, greedy).
+  const straight = await readJson(`${dir}/straight/report.json`);
+  assert.deepEqual(report.eval.rows["SFT student"], straight.eval.rows["SFT student"]);
+});
+
 Deno.test("reward.init starts the reward model from another checkpoint with the student's tokenizer", async () => {
   // The straight run's first four stages, then reward-train alone.
   const run = await afterStudentGenerate("rm-init");
