@@ -8,6 +8,9 @@
 #                            float64 kernel tests; figures go to $OUT (default ./gpu-out)
 #   bash bench/gpu.sh run qwen matmul   only those parts (matmul rows attention qwen tests);
 #                            MATMUL_ONLY / ROWS_ONLY pass `--only` to those benches
+#   bash bench/gpu.sh run teacher   not a measurement of speed: issue 12's teacher trained at
+#                            the prototype's budget (hours on the CPU adapter), its snapshots and
+#                            their held-out figures saved to $OUT/teacher-STEP as they come
 #
 # .devbin/ is ignored by git; the device tool carries it (carry: [".devbin"]).
 set -u
@@ -23,6 +26,7 @@ pack() {
   fi
   [ -n "$deno" ] || { echo "gpu.sh pack: no deno binary found (npx -y deno@2.9.6 --version first)"; exit 1; }
   "$deno" bundle -q -o .devbin/a/gpu.js bench/gpu_main.ts
+  "$deno" bundle -q -o .devbin/a/teacher.js src/cli/train_teacher.ts
   [ -f .devbin/deno.xz ] || xz -T2 -6 -c "$deno" >.devbin/deno.xz
   if ! ls .devbin/gl/libglvnd0_*.deb >/dev/null 2>&1; then
     mkdir -p /tmp/amd64/partial
@@ -75,6 +79,17 @@ run() {
       echo "== Qwen2.5-0.5B-shaped student"
       timeout 170 $d model --preset qwen2.5-0.5b --json --train-steps 3 | tee "$out/qwen.jsonl" ||
         timeout 100 $d model --preset qwen2.5-0.5b --json --train-steps 3 --batch 4 | tee "$out/qwen4.jsonl"
+      ;;
+    teacher)
+      # From scratch, half the gold solutions answer-only, 100,000 questions (guess.json's kept
+      # out), 2,700 steps x 128: the prototype whose guesses were right 62.9% (docs/rl.md
+      # section 11). Snapshots every 300 steps from 900, each measured on 1,000 held-out
+      # questions, so a timeout still leaves the ones reached.
+      echo "== issue 12's teacher at the prototype's budget"
+      timeout ${TEACHER_TIMEOUT:-480} /tmp/deno run -A --no-config .devbin/a/teacher.js \
+        --answer-only 0.5 --questions 100000 --steps 2700 --batch 128 --eval-questions 1000 \
+        --save-at 900,1200,1500,1800,2100,2400 --config configs/guess.json \
+        --out "$out/teacher" 2>&1 | tee "$out/teacher.txt"
       ;;
     tests)
       # On both H200 runs these printed nothing within the time allowed (cause not established).
