@@ -8,9 +8,9 @@
 #                            float64 kernel tests; figures go to $OUT (default ./gpu-out)
 #   bash bench/gpu.sh run qwen matmul   only those parts (matmul rows attention qwen tests);
 #                            MATMUL_ONLY / ROWS_ONLY pass `--only` to those benches
-#   bash bench/gpu.sh run teacher   not a measurement of speed: issue 12's teacher trained at
-#                            the prototype's budget (hours on the CPU adapter), its snapshots and
-#                            their held-out figures saved to $OUT/teacher-STEP as they come
+#   bash bench/gpu.sh run teacher   not a measurement of speed: issue 12's teacher trained by
+#                            the prototype's recipe (hours on the CPU adapter); its snapshots and
+#                            their held-out figures go to $OUT/teacher-b-STEP as they come
 #
 # .devbin/ is ignored by git; the device tool carries it (carry: [".devbin"]).
 set -u
@@ -81,15 +81,18 @@ run() {
         timeout 100 $d model --preset qwen2.5-0.5b --json --train-steps 3 --batch 4 | tee "$out/qwen4.jsonl"
       ;;
     teacher)
-      # From scratch, half the gold solutions answer-only, 100,000 questions (guess.json's kept
-      # out), 2,700 steps x 128: the prototype whose guesses were right 62.9% (docs/rl.md
-      # section 11). Snapshots every 300 steps from 900, each measured on 1,000 held-out
+      # The third prototype's recipe (../shared/docs/tiny-scale-recipe.md): from scratch with half
+      # the gold solutions answer-only, 1,200 steps x 128 at lr 2e-3, then 1,500 more at lr 1e-3;
+      # its guesses were right 62.9% (docs/rl.md section 11). 100,000 questions, guess.json's kept
+      # out. Snapshots of the second phase every 300 steps, each measured on 1,000 held-out
       # questions, so a timeout still leaves the ones reached.
       echo "== issue 12's teacher at the prototype's budget"
-      timeout ${TEACHER_TIMEOUT:-480} /tmp/deno run -A --no-config .devbin/a/teacher.js \
-        --answer-only 0.5 --questions 100000 --steps 2700 --batch 128 --eval-questions 1000 \
-        --save-at 900,1200,1500,1800,2100,2400 --config configs/guess.json \
-        --out "$out/teacher" 2>&1 | tee "$out/teacher.txt"
+      t="/tmp/deno run -A --no-config .devbin/a/teacher.js --answer-only 0.5 --questions 100000"
+      t="$t --batch 128 --eval-questions 1000 --config configs/guess.json"
+      timeout ${TEACHER_TIMEOUT1:-240} $t --steps 1200 --lr 2e-3 --out "$out/teacher-a" 2>&1 |
+        tee "$out/teacher.txt"
+      timeout ${TEACHER_TIMEOUT2:-330} $t --init "$out/teacher-a" --steps 1500 --lr 1e-3 \
+        --save-at 300,600,900,1200 --out "$out/teacher-b" 2>&1 | tee -a "$out/teacher.txt"
       ;;
     tests)
       # On both H200 runs these printed nothing within the time allowed (cause not established).
