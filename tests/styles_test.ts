@@ -33,6 +33,9 @@ Deno.test("styleSwitches: four cells whose contributions sum to the whole differ
   });
   assertClose([cell("worked", "answer-only").contribution], [-1 / 6], { atol: 1e-12 });
   assert.equal(cell("answer-only", "answer-only").n, 1);
+  // A cell without questions has no accuracy and adds nothing.
+  const none = styleSwitches(before, before).find((c) => c.from === "worked" && c.to !== "worked")!;
+  assert.ok(none.n === 0 && Number.isNaN(none.before) && none.contribution === 0);
   const rate = (xs: boolean[]) => xs.filter(Boolean).length / xs.length;
   const total = cells.reduce((s, c) => s + c.contribution, 0);
   assertClose([total], [rate(after.correct) - rate(before.correct)], { atol: 1e-12 });

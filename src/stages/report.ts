@@ -216,5 +216,6 @@ function styleLines(styles: ReturnType<typeof styleAccount>): string[] {
       );
     }
   }
+  lines.push("");
   return lines;
 }

@@ -25,7 +25,8 @@ export interface StyleSwitch {
   contribution: number;
 }
 
-const rate = (xs: boolean[]) => xs.filter(Boolean).length / Math.max(xs.length, 1);
+/** Share true; NaN for none (a cell without questions has no accuracy, and reports say n/a). */
+const rate = (xs: boolean[]) => (xs.length ? xs.filter(Boolean).length / xs.length : NaN);
 
 export function styleGap(correct: boolean[], worked: boolean[]): StyleGap {
   if (correct.length !== worked.length) throw new Error("styleGap: lengths differ");
@@ -65,7 +66,7 @@ export function styleSwitches(
         n: idx.length,
         before: b,
         after: a,
-        contribution: (idx.length * (a - b)) / Math.max(total, 1),
+        contribution: idx.length ? (idx.length * (a - b)) / total : 0,
       });
     }
   }
