@@ -86,9 +86,11 @@ function styleRows(
   results: SeedResult[],
   row: (name: string, f: (e: EvalResult) => number) => EffectRow,
 ): EffectRow[] {
-  const accounts = results.map((r) => styleAccount(r.eval.perQuestion, r.eval.perQuestionWorked));
-  if (accounts.some((a) => !a)) return [];
-  const at = (e: EvalResult) => accounts[results.findIndex((r) => r.eval === e)]!;
+  const accounts = new Map(
+    results.map((r) => [r.eval, styleAccount(r.eval.perQuestion, r.eval.perQuestionWorked)]),
+  );
+  if ([...accounts.values()].some((a) => !a)) return [];
+  const at = (e: EvalResult) => accounts.get(e)!;
   const sft = (e: EvalResult) => at(e).gaps["SFT student"];
   const out = [
     row("SFT student: greedy answers worked", (e) => {
@@ -98,7 +100,7 @@ function styleRows(
     row("SFT student: worked answers right", (e) => sft(e).worked.accuracy),
     row("SFT student: answer-only answers right", (e) => sft(e).answerOnly.accuracy),
   ];
-  const names = [...new Set(accounts.flatMap((a) => Object.keys(a!.switches)))];
+  const names = [...new Set([...accounts.values()].flatMap((a) => Object.keys(a!.switches)))];
   for (const n of names) {
     out.push(
       row(

@@ -139,17 +139,15 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
   const equationAccuracy: Record<string, number> = {};
   const greedy = async (name: string, slug: string, sampler: Sampler) => {
     const out = await run(`${slug}-greedy`, sampler, [{ temperature: 0, n: 1 }]);
-    workedShare[name] = out.filter((r) => answerStyle(r.text) === "worked").length /
-      Math.max(out.length, 1);
+    const groups = byId(out);
+    const worked = qs.map((q) => answerStyle(groups.get(q.id)?.[0]?.text ?? "") === "worked");
+    perQuestionWorked[name] = worked;
+    workedShare[name] = worked.filter(Boolean).length / Math.max(worked.length, 1);
     const eq = out.map((r) => equations(r.text)).reduce(
       (a, e) => ({ right: a.right + e.right, total: a.total + e.total }),
       { right: 0, total: 0 },
     );
     if (eq.total > 0) equationAccuracy[name] = eq.right / eq.total;
-    const groups = byId(out);
-    perQuestionWorked[name] = qs.map((q) =>
-      answerStyle(groups.get(q.id)?.[0]?.text ?? "") === "worked"
-    );
     record(name, greedyScores(ctx, qs, out));
   };
 
