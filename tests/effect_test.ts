@@ -133,6 +133,8 @@ Deno.test("the effect study runs every seed and reward source on tiny inputs", a
       "--set",
       "ppo.rewards=[model,pseudo,gold]",
       "--set",
+      "ppo.freshPrompts=16",
+      "--set",
       "eval.passK=2",
     ],
     cwd: root,
@@ -146,10 +148,14 @@ Deno.test("the effect study runs every seed and reward source on tiny inputs", a
       await Deno.stat(`${runs}/study-seed${seed}/${dir}/latest.json`);
     }
   }
-  // The second seed reused the first seed's teacher responses.
-  const a = await Deno.readTextFile(`${runs}/study-seed3/teacher/u00000.jsonl`);
-  const b = await Deno.readTextFile(`${runs}/study-seed4/teacher/u00000.jsonl`);
-  assert.equal(a, b);
+  // The second seed reused the first seed's teacher responses, to the training questions and to
+  // the pseudo reward's fresh prompts.
+  for (const sub of ["teacher", "teacher-rl"]) {
+    assert.match(stderr, new RegExp(`seed 4 reuses .*study-seed3/${sub}\n`));
+    const a = await Deno.readTextFile(`${runs}/study-seed3/${sub}/u00000.jsonl`);
+    const b = await Deno.readTextFile(`${runs}/study-seed4/${sub}/u00000.jsonl`);
+    assert.equal(a, b, sub);
+  }
   const report = JSON.parse(await Deno.readTextFile(`${runs}/study/report.json`));
   const names = report.rows.map((r: { name: string }) => r.name);
   for (

@@ -18,6 +18,16 @@ import { aggregate, effectMarkdown, type SeedResult } from "../pipeline/effect.t
 import type { EvalResult } from "../stages/eval.ts";
 import { RunDir } from "../run/run_dir.ts";
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 const USAGE = "usage: deno task effect [--config configs/effect.json] [--set key=value ...]";
 
 await runMain(async () => {
@@ -44,13 +54,18 @@ await runMain(async () => {
     const name = `${base.name}-seed${seed}`;
     const dir = `${base.runsDir}/${name}`;
     if (seed !== seeds[0]) {
-      // The teacher's responses do not depend on the seed: reuse them.
-      await Deno.mkdir(`${dir}/teacher`, { recursive: true });
-      await cp(`${first}/teacher`, `${dir}/teacher`, {
-        recursive: true,
-        force: false,
-        errorOnExist: false,
-      });
+      // The teacher's responses (to the training questions, and to PPO's fresh prompts for the
+      // pseudo reward) do not depend on the seed: reuse them.
+      for (const sub of ["teacher", "teacher-rl"]) {
+        if (!(await exists(`${first}/${sub}`))) continue;
+        await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
+        await cp(`${first}/${sub}`, `${dir}/${sub}`, {
+          recursive: true,
+          force: false,
+          errorOnExist: false,
+        });
+        console.error(`effect: seed ${seed} reuses ${first}/${sub}`);
+      }
     }
     console.error(`effect: seed ${seed} (${dir})`);
     await runPipeline({ ...base, seed, name });
