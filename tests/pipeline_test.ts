@@ -547,6 +547,10 @@ Deno.test("kill -9 during generation and during training, then the same command:
   // The killed attempts' seconds, recorded before each unit and checkpoint.
   const spent = await readJson(`${run}/stage_time.json`);
   assert.ok(spent["teacher-generate"] > 0 && spent.sft > 0, JSON.stringify(spent));
+  // Mid reward-train: after its first checkpoint (step 2 of 4); its tokens trained must still
+  // count the steps before the resume.
+  await killWhen(args, `${run}/rm/latest.json`);
+  assert.ok((await readJson(`${run}/rm/latest.json`)).step < 4);
   // Mid ppo: after its first iteration's checkpoint (of 2). Each PPO arm and SFT run keeps its
   // own clock, so a method's compute row counts its interrupted attempts too.
   await killWhen(args, `${run}/ppo/latest.json`);

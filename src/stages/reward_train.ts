@@ -343,6 +343,10 @@ async function trainRewardModel(
       : Array.from({ length: cfg.batchSize }, () => pick(train));
     return rows;
   };
+  // Steps done before a resume count too (as in SFT): their batches are known from the seed.
+  for (let s = 0; s < (latest?.step ?? 0); s++) {
+    tokens += batchAt(s).reduce((a, r) => a + r.tokens.length, 0);
+  }
   await trainLoop(ctx, {
     stage,
     rel,
