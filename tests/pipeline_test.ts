@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { readJsonl, withServeProcess, withServer } from "./support/serve.ts";
+import { answerStyle, generateArithmetic } from "../src/tasks/arithmetic.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const CLI = `${ROOT}src/cli/distill.ts`;
@@ -159,6 +160,59 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
   for (const name of ["reward", "kl", "entropy", "clipfrac", "value_loss", "response_length"]) {
     assert.ok(metrics.some((m) => m.stage === "ppo" && m.name === name), `ppo logs ${name}`);
   }
+});
+
+Deno.test("the reward model's held-out AUC within one style agrees with a brute-force count against gold", async () => {
+  const run = `${dir}/straight`;
+  const held: { id: string; answer: string | null; style: string; score: number }[] =
+    await readJson(`${run}/rm/heldout.json`);
+  // Each held-out row's style is that of a response to its question with its answer.
+  const responses: { id: string; answer: string | null; text: string }[] = [];
+  for (const sub of ["teacher", "student"]) {
+    for (
+      const e of [...Deno.readDirSync(`${run}/${sub}`)].filter((e) => e.name.endsWith(".jsonl"))
+    ) {
+      responses.push(...await readJsonl(`${run}/${sub}/${e.name}`));
+    }
+  }
+  const written = new Set(responses.map((r) => `${r.id}|${r.answer}|${answerStyle(r.text)}`));
+  for (const h of held) assert.ok(written.has(`${h.id}|${h.answer}|${h.style}`), JSON.stringify(h));
+  // The tiny config's training questions (task.arithmetic defaults, 24 of seed 1001).
+  const gold = new Map(
+    generateArithmetic({
+      seed: 1001,
+      count: 24,
+      minNumber: 1,
+      maxNumber: 30,
+      minSteps: 1,
+      maxSteps: 2,
+      ops: ["+", "-"],
+      nonNegative: true,
+    }).map((q) => [q.id, Number(q.gold)]),
+  );
+  const right = (h: typeof held[number]) =>
+    h.answer !== null && Number(h.answer) === gold.get(h.id);
+  const bruteForce = (style: string) => {
+    let wins = 0, pairs = 0;
+    for (const p of held.filter((h) => h.style === style && right(h))) {
+      for (const n of held.filter((h) => h.style === style && h.id === p.id && !right(h))) {
+        wins += p.score > n.score ? 1 : p.score === n.score ? 0.5 : 0;
+        pairs++;
+      }
+    }
+    return pairs ? wins / pairs : null; // (NaN is null in report.json)
+  };
+  const m = (await readJson(`${run}/report.json`)).rewardModel;
+  for (const [style, key] of [["worked", "worked"], ["answer-only", "answerOnly"]]) {
+    const want = bruteForce(style);
+    const got = m.aucWithinQuestionByStyle[key];
+    if (want === null) assert.equal(got, null, style);
+    else assert.ok(Math.abs(got - want) < 1e-12, `${style}: ${got} against ${want}`);
+  }
+  assert.match(
+    await Deno.readTextFile(`${run}/report.md`),
+    /within a question's answers \d\.\d{3} \(within one style: worked (\d\.\d{3}|NaN), answer-only/,
+  );
 });
 
 /** A run folder holding the straight run's stages up to student-generate, marked done. */

@@ -15,7 +15,13 @@ import type { Sampler } from "./sampler.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
 import { openSource } from "./teacher_generate.ts";
 import { ppoDir, type RewardSource } from "./ppo.ts";
-import { classifierMetrics, loadRewardModel, scoreAll, sequenceOf } from "./reward_train.ts";
+import {
+  classifierMetrics,
+  loadRewardModel,
+  scoreAll,
+  sequenceOf,
+  withinQuestionAuc,
+} from "./reward_train.ts";
 import { answerStyle, equations } from "../tasks/arithmetic.ts";
 import { openStudent } from "./student_generate.ts";
 import { type BestOfCost, type Compute, methodCompute } from "./compute.ts";
@@ -28,6 +34,12 @@ export interface RewardModelMetrics {
   accuracy: number;
   auc: number;
   aucWithinQuestion: number;
+  /**
+   * The same within one style (pairs of worked answers to a question, and of answer-only ones):
+   * whether it tells right from wrong, or only worked from answer-only. Absent for held-out
+   * scores written before styles were recorded.
+   */
+  aucWithinQuestionByStyle?: { worked: number; answerOnly: number };
   n: number;
 }
 
@@ -268,15 +280,30 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     const held = (await ctx.run.readJson(`${rel}/heldout.json`)) as {
       id: string;
       answer: string | null;
+      style?: "worked" | "answer-only";
       score: number;
     }[] | null;
     if (!held?.length) return null;
-    const m = classifierMetrics(
-      held.map((h) => h.score),
-      held.map((h) => (sameAnswer(h.answer, gold.get(h.id) ?? null) ? 1 : 0)),
-      held.map((h) => h.id),
-    );
-    return { accuracy: m.accuracy, auc: m.auc, aucWithinQuestion: m.aucWithinQuestion, n: m.n };
+    const right = (
+      h: typeof held[number],
+    ) => (sameAnswer(h.answer, gold.get(h.id) ?? null) ? 1 : 0);
+    const m = classifierMetrics(held.map((h) => h.score), held.map(right), held.map((h) => h.id));
+    const withinStyle = (style: string) => {
+      const some = held.filter((h) => h.style === style);
+      return withinQuestionAuc(some.map((h) => h.score), some.map(right), some.map((h) => h.id));
+    };
+    return {
+      accuracy: m.accuracy,
+      auc: m.auc,
+      aucWithinQuestion: m.aucWithinQuestion,
+      ...(held.every((h) => h.style) && {
+        aucWithinQuestionByStyle: {
+          worked: withinStyle("worked"),
+          answerOnly: withinStyle("answer-only"),
+        },
+      }),
+      n: m.n,
+    };
   };
   const rewardModel = await heldOutMetrics("rm");
   const rewardModelTeacherOnly = await heldOutMetrics("rm-teacher");

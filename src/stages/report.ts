@@ -130,7 +130,12 @@ export async function writeReport(
       lines.push(
         `${what} on held-out responses, against gold correctness: accuracy ${pct(m.accuracy)}, ` +
           `AUC ${m.auc.toFixed(3)} (${m.n} responses), ` +
-          `within a question's answers ${(m.aucWithinQuestion ?? NaN).toFixed(3)}.`,
+          `within a question's answers ${(m.aucWithinQuestion ?? NaN).toFixed(3)}` +
+          (m.aucWithinQuestionByStyle
+            ? ` (within one style: worked ${m.aucWithinQuestionByStyle.worked.toFixed(3)}, ` +
+              `answer-only ${m.aucWithinQuestionByStyle.answerOnly.toFixed(3)})`
+            : "") +
+          ".",
       );
     }
   }

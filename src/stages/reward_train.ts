@@ -24,6 +24,7 @@ import { isPositive, readLabels, teacherRows } from "./label.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
 import { trainLoop } from "./sft.ts";
 import { readStudentRows } from "./student_generate.ts";
+import { answerStyle } from "../tasks/arithmetic.ts";
 import { fitLogistic, type LogprobHead, logprobScores } from "../train/logprob_reward.ts";
 
 export interface ScoredRow {
@@ -31,6 +32,8 @@ export interface ScoredRow {
   source: "teacher" | "student";
   answer: string | null;
   label: number;
+  /** worked (a calculation before the answer) or answer-only: what a reward model may judge by. */
+  style: "worked" | "answer-only";
   tokens: number[];
   /** Index of the first response token in `tokens`. */
   start: number;
@@ -232,6 +235,7 @@ export async function rewardData(
     source,
     answer: r.answer,
     label,
+    style: answerStyle(r.text),
     ...sequenceOf(tokenizer, r, cfg.maxLen),
   }));
   const held = (id: string) =>
@@ -384,6 +388,7 @@ async function trainRewardModel(
       source: r.source,
       answer: r.answer,
       label: r.label,
+      style: r.style,
       score: scores[i],
     })),
   );
