@@ -43,6 +43,60 @@ Deno.test("logprob score = scale · mean log-prob of the response tokens + bias,
   model.destroy();
 });
 
+Deno.test("min-logprob score = scale · least log-prob of a response token + bias, as float64, and its gradient reaches that token only", async () => {
+  const model = CausalLM.init(config, 6, 0.3);
+  const r = rng(4);
+  const seqs = [9, 14, 5].map((n) => Array.from({ length: n }, () => 1 + Math.floor(r() * 18)));
+  const starts = [4, 11, 1];
+  const head = { kind: "logprob" as const, reduce: "min" as const, scale: 1.5, bias: 0.25 };
+  const got = E.noGrad(() => logprobScores(model, head, seqs, starts, 0));
+  const want = await Promise.all(seqs.map(async (s, b) => {
+    const logits = E.noGrad(() =>
+      model.logits(model.forward(E.tensor(Int32Array.from(s), [1, s.length])))
+    );
+    const [h] = await E.readAll([logits]);
+    logits.destroy();
+    let least = Infinity;
+    for (let j = starts[b]; j < s.length; j++) {
+      const row = Array.from(h.slice((j - 1) * config.vocabSize, j * config.vocabSize));
+      least = Math.min(least, logSoftmaxRow(row)[s[j]]);
+    }
+    return head.scale * least + head.bias;
+  }));
+  const [scores] = await E.readAll([got]);
+  assertClose(scores, want, { rtol: 1e-4, atol: 1e-4 });
+  got.destroy();
+  // The score's gradient is its least likely token's log-prob gradient (scaled): that of the
+  // same sequence cut after that token and scored by the mean over that one token.
+  const one = [seqs[1]];
+  const params = Object.values(model.params);
+  const grad = async (f: () => E.Tensor) => {
+    for (const p of params) {
+      p.grad?.destroy();
+      p.grad = null;
+    }
+    E.tidy(() => E.backward(E.sum(f())));
+    return await E.readAll(params.map((p) => p.grad!));
+  };
+  const gMin = await grad(() => logprobScores(model, head, one, [starts[1]], 0));
+  const least = Array.from(seqs[1].keys()).slice(starts[1]);
+  const logits = E.noGrad(() =>
+    model.logits(model.forward(E.tensor(Int32Array.from(seqs[1]), [1, seqs[1].length])))
+  );
+  const [h] = await E.readAll([logits]);
+  logits.destroy();
+  const lp = least.map((j) =>
+    logSoftmaxRow(Array.from(h.slice((j - 1) * config.vocabSize, j * config.vocabSize)))[seqs[1][j]]
+  );
+  const at = least[lp.indexOf(Math.min(...lp))];
+  const cut = seqs[1].slice(0, at + 1);
+  const gOne = await grad(() =>
+    logprobScores(model, { kind: "logprob", scale: 1.5, bias: 0.25 }, [cut], [at], 0)
+  );
+  gMin.forEach((g, i) => assertClose(g, gOne[i], { rtol: 1e-3, atol: 1e-5 }));
+  model.destroy();
+});
+
 Deno.test("the logistic fit sits at the minimum of the (balanced) BCE", () => {
   const r = rng(11);
   const x = Array.from({ length: 400 }, () => -3 * r());

@@ -466,11 +466,12 @@ Deno.test("sft-baselines: the teacher fine-tuned on the SFT data, and equal-comp
   );
 });
 
-Deno.test("a logprob reward model from the teacher, and PPO with group advantages", async () => {
+Deno.test("a min-logprob reward model from the teacher, and PPO with group advantages", async () => {
   // The straight run's first four stages, then the rest with the two options.
   const run = await afterStudentGenerate("logprob-group");
   const sets = [
-    "reward.score=logprob",
+    // (The mean's path is the same but for the reduction; tests/logprob_reward_test.ts checks both.)
+    "reward.score=min-logprob",
     `reward.init=${ROOT}models/arith-teacher`,
     "ppo.advantage=group",
     "ppo.samplesPerPrompt=3",
@@ -484,6 +485,7 @@ Deno.test("a logprob reward model from the teacher, and PPO with group advantage
   assert.equal(ok.code, 0, ok.stderr);
   const head = await readJson(`${run}/rm/reward_head.json`);
   assert.equal(head.kind, "logprob");
+  assert.equal(head.reduce, "min");
   assert.ok(Number.isFinite(head.scale) && Number.isFinite(head.bias));
   // The reward model is the teacher's LM, fine-tuned: no score head.
   const latest = await readJson(`${run}/rm/latest.json`);

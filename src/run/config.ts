@@ -141,10 +141,12 @@ export const configSchema = obj({
       default: "",
       doc: "checkpoint to start the reward model from (empty: the SFT student); same tokenizer",
     }),
-    score: oneOf(["last-token", "logprob"], {
+    score: oneOf(["last-token", "logprob", "min-logprob"], {
       default: "last-token",
       doc: "last-token: a scalar head on the last token (TRL); " +
-        "logprob: scale · the LM's mean log-prob of the response + bias",
+        "logprob: scale · the LM's mean log-prob of the response + bias; " +
+        "min-logprob: the same with its least likely response token's log-prob (a response is " +
+        "as good as its weakest step)",
     }),
     responses: oneOf(["teacher+student", "teacher"], {
       default: "teacher+student",

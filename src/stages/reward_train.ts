@@ -130,7 +130,6 @@ export async function scoreAll(
 
 /** Rows the scale and bias are fitted on at most: two parameters need few. */
 const FIT_ROWS = 4096;
-const UNIT_HEAD: LogprobHead = { kind: "logprob", scale: 1, bias: 0 };
 
 const seqsOf = (rows: ScoredRow[]): [number[][], number[]] => [
   rows.map((r) => r.tokens),
@@ -292,7 +291,8 @@ async function trainRewardModel(
   const stage = rel === "rm" ? "reward-train" : "reward-train-teacher";
   const student = await modelDir(ctx, "sft");
   const init = latest ? ctx.run.path(latest.dir) : (cfg.init || student);
-  const logprob = cfg.score === "logprob";
+  const logprob = cfg.score !== "last-token";
+  const reduce = cfg.score === "min-logprob" ? "min" : "mean";
   const { model, tokenizer } = await loadPretrained(init, logprob ? undefined : { head: "score" });
   if (!latest && cfg.init) await requireSameTokenizer(cfg.init, tokenizer, student);
   const { train, heldOut } = await rewardData(ctx, tokenizer, responses);
@@ -319,8 +319,9 @@ async function trainRewardModel(
   // (kept, so that a resumed run trains as the uninterrupted one).
   const fit = async (all: ScoredRow[]): Promise<LogprobHead> => {
     const rows = all.filter((_, i) => i % Math.ceil(all.length / FIT_ROWS) === 0);
-    const m = await scoreAll(scorerOf(model, UNIT_HEAD, pad), ...seqsOf(rows), 128);
-    return { kind: "logprob", ...fitLogistic(m, rows.map((r) => r.label), cfg.balance) };
+    const unit: LogprobHead = { kind: "logprob", reduce, scale: 1, bias: 0 };
+    const m = await scoreAll(scorerOf(model, unit, pad), ...seqsOf(rows), 128);
+    return { kind: "logprob", reduce, ...fitLogistic(m, rows.map((r) => r.label), cfg.balance) };
   };
   let head: LogprobHead | null = null;
   if (logprob) {

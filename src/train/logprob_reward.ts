@@ -13,9 +13,15 @@ import type { CausalLM } from "../model/llama.ts";
 import { padRows } from "./batch.ts";
 import { tokenLogprobs } from "./ppo.ts";
 
-/** How the logprob reward model turns a mean log-prob into a score (a logit). */
+/** How the logprob reward model turns a response's log-probs into a score (a logit). */
 export interface LogprobHead {
   kind: "logprob";
+  /**
+   * mean: the mean log-prob of the response tokens; min: the least likely one's, so that a
+   * response is as good as its weakest step (the min aggregation of process reward models,
+   * Lightman et al. 2023), and a short response is not favoured for being short. Absent: mean.
+   */
+  reduce?: "mean" | "min";
   scale: number;
   bias: number;
 }
@@ -46,6 +52,41 @@ export function responseMeanLogprob(
   return E.div(total, E.tensor(counts.map((c) => Math.max(c, 1))));
 }
 
+/** Masked positions lose every max: below any log-prob a float32 softmax gives. */
+const NOT_A_RESPONSE_TOKEN = -1e4;
+
+/**
+ * Least log π(token) over each sequence's response tokens, [B] (0 for a sequence without
+ * response tokens, as its mean). Its gradient reaches that one token.
+ */
+export function responseMinLogprob(
+  model: CausalLM,
+  seqs: number[][],
+  starts: number[],
+  pad: number,
+): Tensor {
+  const B = seqs.length;
+  const { ids, T } = padRows(seqs, pad);
+  const mask = new Float32Array(B * (T - 1));
+  const offset = new Float32Array(B * (T - 1));
+  seqs.forEach((s, b) => {
+    const first = Math.max(starts[b], 1) - 1;
+    const any = first < s.length - 1;
+    for (let j = 0; j < T - 1; j++) {
+      const inResponse = j >= first && j < s.length - 1;
+      mask[b * (T - 1) + j] = inResponse ? 1 : 0;
+      offset[b * (T - 1) + j] = inResponse || !any ? 0 : NOT_A_RESPONSE_TOKEN;
+    }
+  });
+  const { logp } = tokenLogprobs(model, E.tensor(ids, [B, T]));
+  // min x = −max(−x), over the response's positions only.
+  const negated = E.add(
+    E.mul(E.affine(logp, -1), E.tensor(mask, [B, T - 1])),
+    E.tensor(offset, [B, T - 1]),
+  );
+  return E.affine(E.max(negated, -1), -1);
+}
+
 /** The score (a logit) of each sequence under a logprob reward model, [B]. */
 export function logprobScores(
   model: CausalLM,
@@ -54,7 +95,8 @@ export function logprobScores(
   starts: number[],
   pad: number,
 ): Tensor {
-  return E.affine(responseMeanLogprob(model, seqs, starts, pad), head.scale, head.bias);
+  const reduce = head.reduce === "min" ? responseMinLogprob : responseMeanLogprob;
+  return E.affine(reduce(model, seqs, starts, pad), head.scale, head.bias);
 }
 
 const RIDGE = 1e-4;
