@@ -466,6 +466,33 @@ Deno.test("sft-baselines: the teacher fine-tuned on the SFT data, and equal-comp
   );
 });
 
+Deno.test("reward.steps 0 keeps the initial model as the reward model, with only its logprob fit", async () => {
+  const run = await afterStudentGenerate("rm-steps0");
+  const sets = [
+    "reward.score=min-logprob",
+    `reward.init=${ROOT}models/arith-teacher`,
+    "reward.steps=0",
+  ]
+    .flatMap((s) => ["--set", s]);
+  const ok = await runToEnd([
+    "reward-train",
+    ...sets,
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "rm-steps0",
+  ]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const latest = await readJson(`${run}/rm/latest.json`);
+  assert.equal(latest.step, 0);
+  // The teacher's weights, unchanged.
+  assert.deepEqual(
+    await Deno.readFile(`${run}/${latest.dir}/model.safetensors`),
+    await Deno.readFile(`${ROOT}models/arith-teacher/model.safetensors`),
+  );
+  assert.equal((await readJson(`${run}/rm/reward_head.json`)).reduce, "min");
+});
+
 Deno.test("a min-logprob reward model from the teacher, and PPO with group advantages", async () => {
   // The straight run's first four stages, then the rest with the two options.
   const run = await afterStudentGenerate("logprob-group");

@@ -21,7 +21,7 @@ import { padRows } from "../train/batch.ts";
 import { hash32, rng, type StageContext, type StageSummary } from "./context.ts";
 import type { ResponseRow } from "../run/rows.ts";
 import { isPositive, readLabels, teacherRows } from "./label.ts";
-import { latestCheckpoint, modelDir } from "./checkpoints.ts";
+import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
 import { trainLoop } from "./sft.ts";
 import { readStudentRows } from "./student_generate.ts";
 import { answerStyle } from "../tasks/arithmetic.ts";
@@ -375,6 +375,10 @@ async function trainRewardModel(
     },
     save: (dir) => trainer.save(dir, tokenizer),
   });
+  // reward.steps 0: the initial model as it is (a logprob score needs no training, only its fit).
+  if (cfg.steps === 0 && !latest) {
+    await saveCheckpoint(ctx, rel, 0, (dir) => trainer.save(dir, tokenizer));
+  }
   if (logprob) await ctx.run.writeJson(headFile(rel), head = await fit(train));
   const scores = await scoreAll(scorerOf(model, head, pad), ...seqsOf(heldOut), 128);
   const metrics = classifierMetrics(
