@@ -3,7 +3,8 @@
  * or reward.init) learns which responses agree with the pseudo-labels, from
  * teacher and student responses alike. The score is a scalar head on the
  * last token (reward.score "last-token", as TRL) or the LM's mean log-prob
- * of the response, scaled ("logprob"). Pointwise binary cross-entropy,
+ * of the response, scaled ("logprob"), or its least likely token's
+ * ("min-logprob"; reward.steps 0 keeps the LM as it is). Pointwise binary cross-entropy,
  * optionally plus a pairwise Bradley–Terry term; accuracy, AUC and
  * calibration are measured on held-out questions.
  */
