@@ -16,6 +16,8 @@ export interface StageAccount {
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a");
+/** An AUC to 3 places; NaN (no pairs) comes back from JSON as null. */
+const auc3 = (x: number | null) => (x ?? NaN).toFixed(3);
 
 export async function writeReport(
   ctx: StageContext,
@@ -130,10 +132,10 @@ export async function writeReport(
       lines.push(
         `${what} on held-out responses, against gold correctness: accuracy ${pct(m.accuracy)}, ` +
           `AUC ${m.auc.toFixed(3)} (${m.n} responses), ` +
-          `within a question's answers ${(m.aucWithinQuestion ?? NaN).toFixed(3)}` +
+          `within a question's answers ${auc3(m.aucWithinQuestion)}` +
           (m.aucWithinQuestionByStyle
-            ? ` (within one style: worked ${m.aucWithinQuestionByStyle.worked.toFixed(3)}, ` +
-              `answer-only ${m.aucWithinQuestionByStyle.answerOnly.toFixed(3)})`
+            ? ` (within one style: worked ${auc3(m.aucWithinQuestionByStyle.worked)}, ` +
+              `answer-only ${auc3(m.aucWithinQuestionByStyle.answerOnly)})`
             : "") +
           ".",
       );
