@@ -16,6 +16,21 @@ const config = smallConfig({
   maxPositionEmbeddings: 64,
 });
 
+/** Float64 log π of each response token of `s` (from index `start` on), from the model's logits. */
+async function responseLogprobs64(model: CausalLM, s: number[], start: number): Promise<number[]> {
+  const logits = E.noGrad(() =>
+    model.logits(model.forward(E.tensor(Int32Array.from(s), [1, s.length])))
+  );
+  const [h] = await E.readAll([logits]);
+  logits.destroy();
+  const out: number[] = [];
+  for (let j = start; j < s.length; j++) {
+    const row = Array.from(h.slice((j - 1) * config.vocabSize, j * config.vocabSize));
+    out.push(logSoftmaxRow(row)[s[j]]);
+  }
+  return out;
+}
+
 Deno.test("logprob score = scale · mean log-prob of the response tokens + bias, as float64", async () => {
   // Random weights at std 0.3, so that log-probs differ from token to token.
   const model = CausalLM.init(config, 5, 0.3);
@@ -25,17 +40,8 @@ Deno.test("logprob score = scale · mean log-prob of the response tokens + bias,
   const head = { kind: "logprob" as const, scale: 2.5, bias: -0.75 };
   const got = E.noGrad(() => logprobScores(model, head, seqs, starts, 0));
   const want = await Promise.all(seqs.map(async (s, b) => {
-    const logits = E.noGrad(() =>
-      model.logits(model.forward(E.tensor(Int32Array.from(s), [1, s.length])))
-    );
-    const [h] = await E.readAll([logits]);
-    logits.destroy();
-    let sum = 0;
-    for (let j = starts[b]; j < s.length; j++) {
-      const row = Array.from(h.slice((j - 1) * config.vocabSize, j * config.vocabSize));
-      sum += logSoftmaxRow(row)[s[j]];
-    }
-    return head.scale * sum / (s.length - starts[b]) + head.bias;
+    const lp = await responseLogprobs64(model, s, starts[b]);
+    return head.scale * lp.reduce((a, x) => a + x, 0) / lp.length + head.bias;
   }));
   const [scores] = await E.readAll([got]);
   assertClose(scores, want, { rtol: 1e-4, atol: 1e-4 });
@@ -50,19 +56,11 @@ Deno.test("min-logprob score = scale · least log-prob of a response token + bia
   const starts = [4, 11, 1];
   const head = { kind: "logprob" as const, reduce: "min" as const, scale: 1.5, bias: 0.25 };
   const got = E.noGrad(() => logprobScores(model, head, seqs, starts, 0));
-  const want = await Promise.all(seqs.map(async (s, b) => {
-    const logits = E.noGrad(() =>
-      model.logits(model.forward(E.tensor(Int32Array.from(s), [1, s.length])))
-    );
-    const [h] = await E.readAll([logits]);
-    logits.destroy();
-    let least = Infinity;
-    for (let j = starts[b]; j < s.length; j++) {
-      const row = Array.from(h.slice((j - 1) * config.vocabSize, j * config.vocabSize));
-      least = Math.min(least, logSoftmaxRow(row)[s[j]]);
-    }
-    return head.scale * least + head.bias;
-  }));
+  const want = await Promise.all(
+    seqs.map(async (s, b) =>
+      head.scale * Math.min(...await responseLogprobs64(model, s, starts[b])) + head.bias
+    ),
+  );
   const [scores] = await E.readAll([got]);
   assertClose(scores, want, { rtol: 1e-4, atol: 1e-4 });
   got.destroy();
@@ -79,16 +77,8 @@ Deno.test("min-logprob score = scale · least log-prob of a response token + bia
     return await E.readAll(params.map((p) => p.grad!));
   };
   const gMin = await grad(() => logprobScores(model, head, one, [starts[1]], 0));
-  const least = Array.from(seqs[1].keys()).slice(starts[1]);
-  const logits = E.noGrad(() =>
-    model.logits(model.forward(E.tensor(Int32Array.from(seqs[1]), [1, seqs[1].length])))
-  );
-  const [h] = await E.readAll([logits]);
-  logits.destroy();
-  const lp = least.map((j) =>
-    logSoftmaxRow(Array.from(h.slice((j - 1) * config.vocabSize, j * config.vocabSize)))[seqs[1][j]]
-  );
-  const at = least[lp.indexOf(Math.min(...lp))];
+  const lp = await responseLogprobs64(model, seqs[1], starts[1]);
+  const at = starts[1] + lp.indexOf(Math.min(...lp));
   const cut = seqs[1].slice(0, at + 1);
   const gOne = await grad(() =>
     logprobScores(model, { kind: "logprob", scale: 1.5, bias: 0.25 }, [cut], [at], 0)

@@ -27,28 +27,34 @@ export interface LogprobHead {
 }
 
 /**
- * Mean log π(token) over each sequence's response tokens, [B]. `starts[b]` is
- * the index of the first response token (the prompt's length).
+ * log π(token) at every position [B, T - 1] (position j scores token j + 1), which positions
+ * score a response token (`starts[b]` is the index of the first one: the prompt's length), and
+ * how many each sequence has.
  */
-export function responseMeanLogprob(
-  model: CausalLM,
-  seqs: number[][],
-  starts: number[],
-  pad: number,
-): Tensor {
+function responseLogprobs(model: CausalLM, seqs: number[][], starts: number[], pad: number) {
   const B = seqs.length;
   const { ids, T } = padRows(seqs, pad);
   const mask = new Float32Array(B * (T - 1));
   const counts = new Float32Array(B);
   seqs.forEach((s, b) => {
-    // Position j scores token j + 1.
     for (let j = Math.max(starts[b], 1) - 1; j < s.length - 1; j++) {
       mask[b * (T - 1) + j] = 1;
       counts[b]++;
     }
   });
   const { logp } = tokenLogprobs(model, E.tensor(ids, [B, T]));
-  const total = E.sum(E.mul(logp, E.tensor(mask, [B, T - 1])), -1);
+  return { logp, mask, counts, shape: [B, T - 1] };
+}
+
+/** Mean log π(token) over each sequence's response tokens, [B]. */
+export function responseMeanLogprob(
+  model: CausalLM,
+  seqs: number[][],
+  starts: number[],
+  pad: number,
+): Tensor {
+  const { logp, mask, counts, shape } = responseLogprobs(model, seqs, starts, pad);
+  const total = E.sum(E.mul(logp, E.tensor(mask, shape)), -1);
   return E.div(total, E.tensor(counts.map((c) => Math.max(c, 1))));
 }
 
@@ -65,25 +71,14 @@ export function responseMinLogprob(
   starts: number[],
   pad: number,
 ): Tensor {
-  const B = seqs.length;
-  const { ids, T } = padRows(seqs, pad);
-  const mask = new Float32Array(B * (T - 1));
-  const offset = new Float32Array(B * (T - 1));
-  seqs.forEach((s, b) => {
-    const first = Math.max(starts[b], 1) - 1;
-    const any = first < s.length - 1;
-    for (let j = 0; j < T - 1; j++) {
-      const inResponse = j >= first && j < s.length - 1;
-      mask[b * (T - 1) + j] = inResponse ? 1 : 0;
-      offset[b * (T - 1) + j] = inResponse || !any ? 0 : NOT_A_RESPONSE_TOKEN;
-    }
-  });
-  const { logp } = tokenLogprobs(model, E.tensor(ids, [B, T]));
+  const { logp, mask, counts, shape } = responseLogprobs(model, seqs, starts, pad);
+  const perRow = shape[1];
+  const offset = mask.map((
+    m,
+    i,
+  ) => (m || !counts[Math.floor(i / perRow)] ? 0 : NOT_A_RESPONSE_TOKEN));
   // min x = −max(−x), over the response's positions only.
-  const negated = E.add(
-    E.mul(E.affine(logp, -1), E.tensor(mask, [B, T - 1])),
-    E.tensor(offset, [B, T - 1]),
-  );
+  const negated = E.add(E.mul(E.affine(logp, -1), E.tensor(mask, shape)), E.tensor(offset, shape));
   return E.affine(E.max(negated, -1), -1);
 }
 
