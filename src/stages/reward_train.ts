@@ -380,7 +380,8 @@ async function trainRewardModel(
   if (cfg.steps === 0 && !latest) {
     await saveCheckpoint(ctx, rel, 0, (dir) => trainer.save(dir, tokenizer));
   }
-  if (logprob) await ctx.run.writeJson(headFile(rel), head = await fit(train));
+  // Refitted to the trained LM; with no steps the LM is the one the start's fit scored.
+  if (logprob) await ctx.run.writeJson(headFile(rel), head = cfg.steps ? await fit(train) : head!);
   const scores = await scoreAll(scorerOf(model, head, pad), ...seqsOf(heldOut), 128);
   const metrics = classifierMetrics(
     scores,

@@ -46,37 +46,29 @@ function responseLogprobs(model: CausalLM, seqs: number[][], starts: number[], p
   return { logp, mask, counts, shape: [B, T - 1] };
 }
 
-/** Mean log π(token) over each sequence's response tokens, [B]. */
-export function responseMeanLogprob(
-  model: CausalLM,
-  seqs: number[][],
-  starts: number[],
-  pad: number,
-): Tensor {
-  const { logp, mask, counts, shape } = responseLogprobs(model, seqs, starts, pad);
-  const total = E.sum(E.mul(logp, E.tensor(mask, shape)), -1);
-  return E.div(total, E.tensor(counts.map((c) => Math.max(c, 1))));
-}
-
 /** Masked positions lose every max: below any log-prob a float32 softmax gives. */
 const NOT_A_RESPONSE_TOKEN = -1e4;
 
 /**
- * Least log π(token) over each sequence's response tokens, [B] (0 for a sequence without
- * response tokens, as its mean). Its gradient reaches that one token.
+ * The mean, or the least, log π(token) over each sequence's response tokens, [B] (0 for a
+ * sequence without response tokens). The least one's gradient reaches that one token.
  */
-export function responseMinLogprob(
+export function responseLogprob(
   model: CausalLM,
   seqs: number[][],
   starts: number[],
   pad: number,
+  reduce: "mean" | "min" = "mean",
 ): Tensor {
   const { logp, mask, counts, shape } = responseLogprobs(model, seqs, starts, pad);
+  if (reduce === "mean") {
+    const total = E.sum(E.mul(logp, E.tensor(mask, shape)), -1);
+    return E.div(total, E.tensor(counts.map((c) => Math.max(c, 1))));
+  }
   const perRow = shape[1];
-  const offset = mask.map((
-    m,
-    i,
-  ) => (m || !counts[Math.floor(i / perRow)] ? 0 : NOT_A_RESPONSE_TOKEN));
+  const offset = mask.map((m, i) =>
+    m || !counts[Math.floor(i / perRow)] ? 0 : NOT_A_RESPONSE_TOKEN
+  );
   // min x = −max(−x), over the response's positions only.
   const negated = E.add(E.mul(E.affine(logp, -1), E.tensor(mask, shape)), E.tensor(offset, shape));
   return E.affine(E.max(negated, -1), -1);
@@ -90,8 +82,7 @@ export function logprobScores(
   starts: number[],
   pad: number,
 ): Tensor {
-  const reduce = head.reduce === "min" ? responseMinLogprob : responseMeanLogprob;
-  return E.affine(reduce(model, seqs, starts, pad), head.scale, head.bias);
+  return E.affine(responseLogprob(model, seqs, starts, pad, head.reduce), head.scale, head.bias);
 }
 
 const RIDGE = 1e-4;
