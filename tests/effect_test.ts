@@ -101,6 +101,16 @@ Deno.test("aggregation across seeds: per-seed values, mean ± SE, and the paired
     r.name === "teacher-only reward model held-out AUC (gold)"
   )!;
   assertClose(ablation.perSeed, [0.6, 0.7, 0.8], { atol: 1e-12 });
+  // The within-style AUC gets rows only where a seed measured it; a seed without: NaN.
+  assert.ok(!agg.rows.some((r) => r.name.includes("worked answers (gold)")));
+  results[0].eval.rewardModel!.aucWithinQuestionByStyle = { worked: 0.45, answerOnly: 0.5 };
+  results[1].eval.rewardModel!.aucWithinQuestionByStyle = { worked: 0.95, answerOnly: 0.75 };
+  const byStyle = aggregate(results).rows;
+  const styleAuc = (n: string) =>
+    byStyle.find((r) => r.name === `reward model held-out AUC within a question, ${n} (gold)`)!
+      .perSeed;
+  assert.deepEqual(styleAuc("worked answers"), [0.45, 0.95, NaN]);
+  assert.deepEqual(styleAuc("answer-only"), [0.5, 0.75, NaN]);
   // Runs from before styles were kept have no style rows; with styles, per seed by hand.
   assert.ok(!agg.rows.some((r) => r.name.startsWith("SFT student: ")));
   results.forEach((r) => {

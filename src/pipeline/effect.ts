@@ -52,6 +52,18 @@ export function aggregate(results: SeedResult[]): {
       (e) => e.rewardModel?.aucWithinQuestion ?? NaN,
     ),
   ];
+  if (results.some((r) => r.eval.rewardModel?.aucWithinQuestionByStyle)) {
+    rows.push(
+      row(
+        "reward model held-out AUC within a question, worked answers (gold)",
+        (e) => e.rewardModel?.aucWithinQuestionByStyle?.worked ?? NaN,
+      ),
+      row(
+        "reward model held-out AUC within a question, answer-only (gold)",
+        (e) => e.rewardModel?.aucWithinQuestionByStyle?.answerOnly ?? NaN,
+      ),
+    );
+  }
   if (results.some((r) => r.eval.rewardModelTeacherOnly)) {
     rows.push(
       row(
