@@ -208,10 +208,22 @@ Deno.test("the reward model's held-out AUC within one style agrees with a brute-
     const got = m.aucWithinQuestionByStyle[key];
     if (want === null) assert.equal(got, null, style);
     else assert.ok(Math.abs(got - want) < 1e-12, `${style}: ${got} against ${want}`);
+    // What PPO is paid (the tiny config's rewardModelOutput: probability), by gold and style.
+    for (const [r, which] of [[true, "right"], [false, "wrong"]] as const) {
+      const some = held.filter((h) => h.style === style && right(h) === r);
+      const mean = some.reduce((s, h) => s + 1 / (1 + Math.exp(-h.score)), 0) / some.length;
+      const paid = m.paidByStyle[key][which];
+      if (!some.length) assert.equal(paid, null, `${style} ${which}`);
+      else assert.ok(Math.abs(paid - mean) < 1e-12, `${style} ${which}: ${paid} against ${mean}`);
+    }
   }
   assert.match(
     await Deno.readTextFile(`${run}/report.md`),
     /within a question's answers \d\.\d{3} \(within one style: worked (\d\.\d{3}|NaN), answer-only/,
+  );
+  assert.match(
+    await Deno.readTextFile(`${run}/report.md`),
+    /Mean reward paid: worked answers right (\d\.\d{3}|NaN), wrong (\d\.\d{3}|NaN); answer-only/,
   );
 });
 

@@ -40,6 +40,12 @@ export interface RewardModelMetrics {
    * scores written before styles were recorded.
    */
   aucWithinQuestionByStyle?: { worked: number; answerOnly: number };
+  /**
+   * The mean reward PPO is paid (`ppo.rewardModelOutput`) for right and wrong answers of each
+   * style: a reward model can rank one question's answers well and still pay a wrong guess more
+   * than a wrong worked answer, which PPO then buys.
+   */
+  paidByStyle?: Record<"worked" | "answerOnly", { right: number; wrong: number }>;
   n: number;
 }
 
@@ -292,6 +298,13 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
       const some = held.filter((h) => h.style === style);
       return withinQuestionAuc(some.map((h) => h.score), some.map(right), some.map((h) => h.id));
     };
+    const paid = (x: number) =>
+      ctx.cfg.ppo.rewardModelOutput === "probability" ? 1 / (1 + Math.exp(-x)) : x;
+    const meanPaid = (style: string, r: number) => {
+      const some = held.filter((h) => h.style === style && right(h) === r);
+      return some.reduce((s, h) => s + paid(h.score), 0) / some.length;
+    };
+    const byStyle = (style: string) => ({ right: meanPaid(style, 1), wrong: meanPaid(style, 0) });
     return {
       accuracy: m.accuracy,
       auc: m.auc,
@@ -301,6 +314,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
           worked: withinStyle("worked"),
           answerOnly: withinStyle("answer-only"),
         },
+        paidByStyle: { worked: byStyle("worked"), answerOnly: byStyle("answer-only") },
       }),
       n: m.n,
     };

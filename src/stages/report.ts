@@ -18,6 +18,8 @@ export interface StageAccount {
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a");
 /** An AUC to 3 places; NaN (no pairs) comes back from JSON as null. */
 const auc3 = (x: number | null) => (x ?? NaN).toFixed(3);
+/** A mean reward (null in report.json where no answer of that kind was held out). */
+const paid = (x: number | null) => (x ?? NaN).toFixed(3);
 
 export async function writeReport(
   ctx: StageContext,
@@ -137,7 +139,14 @@ export async function writeReport(
             ? ` (within one style: worked ${auc3(m.aucWithinQuestionByStyle.worked)}, ` +
               `answer-only ${auc3(m.aucWithinQuestionByStyle.answerOnly)})`
             : "") +
-          ".",
+          "." +
+          (m.paidByStyle
+            ? ` Mean reward paid: worked answers right ${paid(m.paidByStyle.worked.right)}, ` +
+              `wrong ${paid(m.paidByStyle.worked.wrong)}; answer-only right ` +
+              `${paid(m.paidByStyle.answerOnly.right)}, wrong ${
+                paid(m.paidByStyle.answerOnly.wrong)
+              }.`
+            : ""),
       );
     }
   }
