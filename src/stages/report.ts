@@ -16,10 +16,8 @@ export interface StageAccount {
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a");
-/** An AUC to 3 places; NaN (no pairs) comes back from JSON as null. */
-const auc3 = (x: number | null) => (x ?? NaN).toFixed(3);
-/** A mean reward (null in report.json where no answer of that kind was held out). */
-const paid = (x: number | null) => (x ?? NaN).toFixed(3);
+/** An AUC or a mean reward to 3 places; NaN (nothing to count) comes back from JSON as null. */
+const fixed3 = (x: number | null) => (x ?? NaN).toFixed(3);
 
 export async function writeReport(
   ctx: StageContext,
@@ -134,17 +132,17 @@ export async function writeReport(
       lines.push(
         `${what} on held-out responses, against gold correctness: accuracy ${pct(m.accuracy)}, ` +
           `AUC ${m.auc.toFixed(3)} (${m.n} responses), ` +
-          `within a question's answers ${auc3(m.aucWithinQuestion)}` +
+          `within a question's answers ${fixed3(m.aucWithinQuestion)}` +
           (m.aucWithinQuestionByStyle
-            ? ` (within one style: worked ${auc3(m.aucWithinQuestionByStyle.worked)}, ` +
-              `answer-only ${auc3(m.aucWithinQuestionByStyle.answerOnly)})`
+            ? ` (within one style: worked ${fixed3(m.aucWithinQuestionByStyle.worked)}, ` +
+              `answer-only ${fixed3(m.aucWithinQuestionByStyle.answerOnly)})`
             : "") +
           "." +
           (m.paidByStyle
-            ? ` Mean reward paid: worked answers right ${paid(m.paidByStyle.worked.right)}, ` +
-              `wrong ${paid(m.paidByStyle.worked.wrong)}; answer-only right ` +
-              `${paid(m.paidByStyle.answerOnly.right)}, wrong ${
-                paid(m.paidByStyle.answerOnly.wrong)
+            ? ` Mean reward paid: worked answers right ${fixed3(m.paidByStyle.worked.right)}, ` +
+              `wrong ${fixed3(m.paidByStyle.worked.wrong)}; answer-only right ` +
+              `${fixed3(m.paidByStyle.answerOnly.right)}, wrong ${
+                fixed3(m.paidByStyle.answerOnly.wrong)
               }.`
             : ""),
       );
