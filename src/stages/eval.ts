@@ -24,6 +24,7 @@ import {
 } from "./reward_train.ts";
 import { answerStyle, equations } from "../tasks/arithmetic.ts";
 import { openStudent } from "./student_generate.ts";
+import { rewardPaid } from "./reward_train.ts";
 import { type BestOfCost, type Compute, methodCompute } from "./compute.ts";
 
 /** Per-question correctness, by metric name. */
@@ -298,11 +299,10 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
       const some = held.filter((h) => h.style === style);
       return withinQuestionAuc(some.map((h) => h.score), some.map(right), some.map((h) => h.id));
     };
-    const paid = (x: number) =>
-      ctx.cfg.ppo.rewardModelOutput === "probability" ? 1 / (1 + Math.exp(-x)) : x;
     const meanPaid = (style: string, r: number) => {
       const some = held.filter((h) => h.style === style && right(h) === r);
-      return some.reduce((s, h) => s + paid(h.score), 0) / some.length;
+      return some.reduce((s, h) => s + rewardPaid(h.score, ctx.cfg.ppo.rewardModelOutput), 0) /
+        some.length;
     };
     const byStyle = (style: string) => ({ right: meanPaid(style, 1), wrong: meanPaid(style, 0) });
     return {

@@ -35,7 +35,7 @@ import { edgePrompts, freshPrompts, passRates, promptsInOrder } from "./rl_promp
 import { readStudentRows } from "./student_generate.ts";
 import type { Question } from "../tasks/types.ts";
 import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
-import { loadRewardModel, scoreAll } from "./reward_train.ts";
+import { loadRewardModel, rewardPaid, scoreAll } from "./reward_train.ts";
 import { teacherAnswers } from "./teacher_generate.ts";
 
 interface PpoState {
@@ -240,11 +240,8 @@ async function rolloutRewards(
 ): Promise<Float32Array> {
   let scores: Float32Array;
   if (m.rm) {
-    scores = await scoreAll(m.rm.scorer, seqs, prompts.map((p) => p.length), 128);
-    // On the gold reward's 0-1 scale, a KL coefficient means the same for every reward source.
-    if (cfg.rewardModelOutput === "probability") {
-      scores = scores.map((s) => 1 / (1 + Math.exp(-s)));
-    }
+    scores = (await scoreAll(m.rm.scorer, seqs, prompts.map((p) => p.length), 128))
+      .map((s) => rewardPaid(s, cfg.rewardModelOutput));
   } else if (cfg.reward === "vote") {
     scores = voteScores(answers, qs.map((q) => q.id));
   } else {

@@ -105,6 +105,14 @@ export async function loadRewardModel(
   return { model, scorer: scorerOf(model, head, tokenizer.padId ?? 0), tokenizer };
 }
 
+/**
+ * What PPO is paid for a reward model's score: the logit itself (TRL), or sigmoid(logit), on the
+ * gold reward's 0-1 scale so that a KL coefficient means the same for every reward source.
+ */
+export function rewardPaid(score: number, output: "logit" | "probability"): number {
+  return output === "probability" ? 1 / (1 + Math.exp(-score)) : score;
+}
+
 /** Scores of many sequences, in batches, with no tape. */
 export async function scoreAll(
   scorer: Scorer,
