@@ -592,13 +592,15 @@ Deno.test("ppo.freshPrompts: PPO on new questions, which the teacher labels for 
     "ppo.freshPrompts=10",
     "ppo.promptsPerIteration=5",
     'ppo.rewards=["pseudo","gold"]',
+    // With two teacher draws a question is kept only when both agree (labels.json is already made).
+    "label.minAgreement=1",
   ].flatMap((s) => ["--set", s]);
   const ok = await runToEnd(["ppo", ...sets, "--set", `runsDir=${dir}`, "--name", "fresh"]);
   assert.equal(ok.code, 0, ok.stderr);
   // The teacher answered each fresh question with its configured draws (2 temperatures x 1), and
   // none of them is a training question.
   const shards = async (rel: string) => {
-    const rows: { id: string; prompt: string }[] = [];
+    const rows: { id: string; prompt: string; answer: string | null }[] = [];
     for await (const f of Deno.readDir(`${run}/${rel}`)) {
       rows.push(...await readJsonl(`${run}/${rel}/${f.name}`));
     }
@@ -611,6 +613,40 @@ Deno.test("ppo.freshPrompts: PPO on new questions, which the teacher labels for 
   const summary = (await readJson(`${run}/stages.json`)).ppo;
   assert.ok(summary.pseudo.tokensGenerated > summary.gold.tokensGenerated);
   for (const rel of ["ppo-pseudo", "ppo-gold"]) await Deno.stat(`${run}/${rel}/latest.json`);
+  // The pseudo reward draws only the questions whose teacher majority reaches label.minAgreement
+  // (counted here from the teacher's answers), gold every fresh question; with
+  // ppo.keptPromptsOnly gold draws the pseudo reward's prompts.
+  const bar = (await readJson(`${run}/config.json`)).label.minAgreement;
+  const answers = new Map<string, (string | null)[]>();
+  for (const r of rows) {
+    answers.set(r.id, [...(answers.get(r.id) ?? []), r.answer]);
+  }
+  const kept = [...answers.values()].filter((as) => {
+    const votes = as.filter((a) => a !== null).map((a) => as.filter((b) => b === a).length);
+    return votes.length > 0 && Math.max(...votes) / as.length >= bar;
+  }).length;
+  assert.ok(kept < 10, `every fresh question kept (${kept}): the test cannot tell the pools apart`);
+  assert.equal(summary.pseudo.prompts, kept);
+  assert.equal(summary.gold.prompts, 10);
+  await afterStudentGenerate("fresh-kept");
+  await Deno.mkdir(`${dir}/fresh-kept/teacher-rl`);
+  for await (const f of Deno.readDir(`${run}/teacher-rl`)) {
+    await Deno.copyFile(`${run}/teacher-rl/${f.name}`, `${dir}/fresh-kept/teacher-rl/${f.name}`);
+  }
+  const keptOnly = await runToEnd([
+    "ppo",
+    ...sets,
+    "--set",
+    'ppo.rewards=["gold"]',
+    "--set",
+    "ppo.keptPromptsOnly=true",
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "fresh-kept",
+  ]);
+  assert.equal(keptOnly.code, 0, keptOnly.stderr);
+  assert.equal((await readJson(`${dir}/fresh-kept/stages.json`)).ppo.gold.prompts, kept);
   // The edge filter needs the student's samples of each prompt, which fresh prompts lack.
   await afterStudentGenerate("fresh-edge");
   const bad = await runToEnd([

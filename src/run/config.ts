@@ -206,6 +206,11 @@ export const configSchema = obj({
         "while iterations x promptsPerIteration <= freshPrompts; for the pseudo reward the teacher " +
         "labels them first (0: the training split's promptShare)",
     }),
+    keptPromptsOnly: bool({
+      default: false,
+      doc: "every reward draws only prompts whose teacher majority is kept, as the pseudo reward " +
+        "always does, so that arms differ in their reward and not in their prompts",
+    }),
     minPassRate: num({
       default: 0,
       min: 0,

@@ -111,12 +111,13 @@ interface PromptPool {
 }
 
 /**
- * PPO's prompt pool: fresh generated questions when ppo.freshPrompts asks (for the pseudo reward
- * the teacher answers them first, and only those with a kept majority are drawn); else the
- * training split's RL share (with a kept pseudo-label for the pseudo reward), at the student's edge
- * if asked.
+ * PPO's prompt pool: fresh generated questions when ppo.freshPrompts asks (for the pseudo reward,
+ * or any with ppo.keptPromptsOnly, the teacher answers them first, and only those with a kept
+ * majority are drawn); else the training split's RL share (likewise only with a kept pseudo-label),
+ * at the student's edge if asked.
  */
 async function rlPrompts(ctx: StageContext, cfg: PpoRunConfig): Promise<PromptPool> {
+  const keptOnly = cfg.reward === "pseudo" || cfg.keptPromptsOnly;
   if (cfg.freshPrompts > 0) {
     if (cfg.minPassRate > 0 || cfg.maxPassRate < 1) {
       throw new EngineError(
@@ -124,7 +125,7 @@ async function rlPrompts(ctx: StageContext, cfg: PpoRunConfig): Promise<PromptPo
       );
     }
     const fresh = freshPrompts(ctx, cfg.freshPrompts);
-    if (cfg.reward !== "pseudo") return { pool: fresh, labels: new Map(), labelTokens: 0 };
+    if (!keptOnly) return { pool: fresh, labels: new Map(), labelTokens: 0 };
     if (ctx.cfg.label.mode !== "majority") {
       throw new EngineError(
         `ppo: reward "pseudo" on ppo.freshPrompts labels them by the teacher's majority; label.mode "${ctx.cfg.label.mode}" is not supported there`,
@@ -138,6 +139,11 @@ async function rlPrompts(ctx: StageContext, cfg: PpoRunConfig): Promise<PromptPo
     );
     const labels = majorityLabels(byId(rows), ctx.cfg.label.minAgreement);
     const kept = new Set(labels.filter((l) => l.kept).map((l) => l.id));
+    if (kept.size === 0) {
+      throw new EngineError(
+        `ppo: the teacher's majority reaches label.minAgreement (${ctx.cfg.label.minAgreement}) on none of the ${fresh.length} fresh prompts; lower it or raise ppo.freshPrompts`,
+      );
+    }
     return {
       pool: fresh.filter((q) => kept.has(q.id)),
       labels: new Map(labels.map((l) => [l.id, l])),
@@ -149,7 +155,7 @@ async function rlPrompts(ctx: StageContext, cfg: PpoRunConfig): Promise<PromptPo
   const prompts = rl.size ? ctx.train.filter((q) => rl.has(q.id)) : ctx.train;
   const pool = await promptPool(
     ctx,
-    cfg.reward === "pseudo" ? prompts.filter((q) => labels.get(q.id)?.kept) : prompts,
+    keptOnly ? prompts.filter((q) => labels.get(q.id)?.kept) : prompts,
   );
   return { pool, labels, labelTokens: 0 };
 }
@@ -354,6 +360,7 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
   m.policyTrainer.destroy();
   m.valueTrainer?.destroy();
   return {
+    prompts: pool.length,
     tokensGenerated: state.tokensGenerated + labelTokens,
     tokensTrained: state.tokensTrained,
     finalKl: state.lastKl ?? 0,
