@@ -600,7 +600,7 @@ Deno.test("ppo.freshPrompts: PPO on new questions, which the teacher labels for 
   // The teacher answered each fresh question with its configured draws (2 temperatures x 1), and
   // none of them is a training question.
   const shards = async (rel: string) => {
-    const rows: { id: string; prompt: string; answer: string | null }[] = [];
+    const rows: { id: string; prompt: string; answer: string | null; text: string }[] = [];
     for await (const f of Deno.readDir(`${run}/${rel}`)) {
       rows.push(...await readJsonl(`${run}/${rel}/${f.name}`));
     }
@@ -617,14 +617,15 @@ Deno.test("ppo.freshPrompts: PPO on new questions, which the teacher labels for 
   // (counted here from the teacher's answers), gold every fresh question; with
   // ppo.keptPromptsOnly gold draws the pseudo reward's prompts.
   const bar = (await readJson(`${run}/config.json`)).label.minAgreement;
-  const answers = new Map<string, (string | null)[]>();
-  for (const r of rows) {
-    answers.set(r.id, [...(answers.get(r.id) ?? []), r.answer]);
-  }
-  const kept = [...answers.values()].filter((as) => {
-    const votes = as.filter((a) => a !== null).map((a) => as.filter((b) => b === a).length);
-    return votes.length > 0 && Math.max(...votes) / as.length >= bar;
-  }).length;
+  const keptCount = (vote: (r: typeof rows[number]) => boolean) => {
+    const answers = new Map<string, (string | null)[]>();
+    for (const r of rows.filter(vote)) answers.set(r.id, [...(answers.get(r.id) ?? []), r.answer]);
+    return [...answers.values()].filter((as) => {
+      const votes = as.filter((a) => a !== null).map((a) => as.filter((b) => b === a).length);
+      return votes.length > 0 && Math.max(...votes) / as.length >= bar;
+    }).length;
+  };
+  const kept = keptCount(() => true);
   assert.ok(kept < 10, `every fresh question kept (${kept}): the test cannot tell the pools apart`);
   assert.equal(summary.pseudo.prompts, kept);
   assert.equal(summary.gold.prompts, 10);
@@ -633,6 +634,9 @@ Deno.test("ppo.freshPrompts: PPO on new questions, which the teacher labels for 
   for await (const f of Deno.readDir(`${run}/teacher-rl`)) {
     await Deno.copyFile(`${run}/teacher-rl/${f.name}`, `${dir}/fresh-kept/teacher-rl/${f.name}`);
   }
+  // With label.voters "worked" only the teacher's worked answers vote.
+  const keptWorked = keptCount((r) => answerStyle(r.text) === "worked");
+  assert.notEqual(keptWorked, kept, "the test cannot tell the voters apart");
   const keptOnly = await runToEnd([
     "ppo",
     ...sets,
@@ -641,12 +645,14 @@ Deno.test("ppo.freshPrompts: PPO on new questions, which the teacher labels for 
     "--set",
     "ppo.keptPromptsOnly=true",
     "--set",
+    "label.voters=worked",
+    "--set",
     `runsDir=${dir}`,
     "--name",
     "fresh-kept",
   ]);
   assert.equal(keptOnly.code, 0, keptOnly.stderr);
-  assert.equal((await readJson(`${dir}/fresh-kept/stages.json`)).ppo.gold.prompts, kept);
+  assert.equal((await readJson(`${dir}/fresh-kept/stages.json`)).ppo.gold.prompts, keptWorked);
   // The edge filter needs the student's samples of each prompt, which fresh prompts lack.
   await afterStudentGenerate("fresh-edge");
   const bad = await runToEnd([

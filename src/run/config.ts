@@ -87,6 +87,13 @@ export const configSchema = obj({
       max: 1,
       doc: "drop questions whose majority is weaker",
     }),
+    voters: oneOf(["all", "worked"], {
+      default: "all",
+      doc: "the teacher responses whose answers vote: all, or only worked ones (a calculation " +
+        "before the answer); a teacher's guesses repeat its errors, and a student that learned " +
+        "them repeats the same ones, so their votes pay the student's wrong guesses; a question " +
+        "with no worked response is dropped",
+    }),
     judge: obj({
       source,
       template: str({

@@ -12,7 +12,10 @@ import { byId, type StageContext, type StageSummary } from "./context.ts";
 import type { LabelRow, ResponseRow } from "../run/rows.ts";
 import { openSource } from "./teacher_generate.ts";
 
-/** The most frequent non-null answer (ties: the one seen first) and its share of all responses. */
+/**
+ * The most frequent non-null answer and its share of all responses. Ties go to the first in
+ * object-key order: the smallest for whole-number answers, else the one seen first.
+ */
 export function majority(
   answers: (string | null)[],
 ): { label: string | null; agreement: number; votes: Record<string, number> } {
@@ -99,13 +102,18 @@ export async function judgeRows(
   };
 }
 
-/** Each question's majority answer as its pseudo-label, kept when its agreement reaches the bar. */
+/**
+ * Each question's majority answer as its pseudo-label, kept when its agreement reaches the bar;
+ * with voters "worked" only worked responses vote, and agreement is their share.
+ */
 export function majorityLabels(
   groups: Map<string, ResponseRow[]>,
   minAgreement: number,
+  voters: "all" | "worked" = "all",
 ): LabelRow[] {
   return [...groups].map(([id, rows]) => {
-    const m = majority(rows.map((r) => r.answer));
+    const voting = voters === "all" ? rows : rows.filter((r) => answerStyle(r.text) === "worked");
+    const m = majority(voting.map((r) => r.answer));
     return {
       id,
       pseudo_label: m.label,
@@ -123,7 +131,7 @@ export async function labelStage(ctx: StageContext): Promise<StageSummary> {
   const labels: LabelRow[] = [];
   let judgeTokens = 0;
   if (cfg.mode === "majority") {
-    labels.push(...majorityLabels(groups, cfg.minAgreement));
+    labels.push(...majorityLabels(groups, cfg.minAgreement, cfg.voters));
   } else {
     const all = [...groups.values()].flat();
     const { positive, tokens } = await judgeRows(ctx, all, "label (judge)");

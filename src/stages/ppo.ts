@@ -137,7 +137,7 @@ async function rlPrompts(ctx: StageContext, cfg: PpoRunConfig): Promise<PromptPo
       "teacher-rl",
       "teacher-generate (fresh RL prompts)",
     );
-    const labels = majorityLabels(byId(rows), ctx.cfg.label.minAgreement);
+    const labels = majorityLabels(byId(rows), ctx.cfg.label.minAgreement, ctx.cfg.label.voters);
     const kept = new Set(labels.filter((l) => l.kept).map((l) => l.id));
     if (kept.size === 0) {
       throw new EngineError(
