@@ -167,13 +167,16 @@ Deno.test("the reward model's held-out AUC within one style agrees with a brute-
   const held: { id: string; answer: string | null; style: string; score: number }[] =
     await readJson(`${run}/rm/heldout.json`);
   // Each held-out row's style is that of a response to its question with its answer.
-  const responses: { id: string; answer: string | null; text: string }[] = [];
+  const responses: { id: string; answer: string | null; text: string; reward: number }[] = [];
+  let studentCount = 0;
   for (const sub of ["teacher", "student"]) {
+    const before = responses.length;
     for (
       const e of [...Deno.readDirSync(`${run}/${sub}`)].filter((e) => e.name.endsWith(".jsonl"))
     ) {
       responses.push(...await readJsonl(`${run}/${sub}/${e.name}`));
     }
+    studentCount = responses.length - before;
   }
   const written = new Set(responses.map((r) => `${r.id}|${r.answer}|${answerStyle(r.text)}`));
   for (const h of held) assert.ok(written.has(`${h.id}|${h.answer}|${h.style}`), JSON.stringify(h));
@@ -224,6 +227,25 @@ Deno.test("the reward model's held-out AUC within one style agrees with a brute-
   assert.match(
     await Deno.readTextFile(`${run}/report.md`),
     /Mean reward paid: worked answers right (\d\.\d{3}|NaN), wrong (\d\.\d{3}|NaN); answer-only/,
+  );
+  // What the pseudo-label match pays the student's samples of training questions, by gold and
+  // style: each student row's own reward, counted here.
+  const students = responses.filter((_, i) => i >= responses.length - studentCount);
+  const p = (await readJson(`${run}/report.json`)).pseudoLabels.paidByStyle;
+  for (const [style, key] of [["worked", "worked"], ["answer-only", "answerOnly"]]) {
+    for (const [r, which] of [[true, "right"], [false, "wrong"]] as const) {
+      const some = students.filter((s) =>
+        answerStyle(s.text) === style &&
+        (s.answer !== null && Number(s.answer) === gold.get(s.id)) === r
+      );
+      const mean = some.reduce((a, s) => a + s.reward, 0) / some.length;
+      if (!some.length) assert.equal(p[key][which], null, `${style} ${which}`);
+      else assert.equal(p[key][which], mean, `${style} ${which}`);
+    }
+  }
+  assert.match(
+    await Deno.readTextFile(`${run}/report.md`),
+    /The pseudo-label match pays the SFT student's samples of them \(student-generate\): worked answers right/,
   );
 });
 

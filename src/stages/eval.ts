@@ -23,7 +23,7 @@ import {
   withinQuestionAuc,
 } from "./reward_train.ts";
 import { answerStyle, equations } from "../tasks/arithmetic.ts";
-import { openStudent } from "./student_generate.ts";
+import { openStudent, readStudentRows } from "./student_generate.ts";
 import { rewardPaid } from "./reward_train.ts";
 import { type BestOfCost, type Compute, methodCompute } from "./compute.ts";
 
@@ -46,8 +46,25 @@ export interface RewardModelMetrics {
    * style: a reward model can rank one question's answers well and still pay a wrong guess more
    * than a wrong worked answer, which PPO then buys.
    */
-  paidByStyle?: Record<"worked" | "answerOnly", { right: number; wrong: number }>;
+  paidByStyle?: PaidByStyle;
   n: number;
+}
+
+type PaidByStyle = Record<"worked" | "answerOnly", { right: number; wrong: number }>;
+
+/** The mean of `paid` over the right and over the wrong items of each style. */
+function paidByStyle<T>(
+  items: T[],
+  style: (t: T) => string,
+  right: (t: T) => boolean,
+  paid: (t: T) => number,
+): PaidByStyle {
+  const mean = (st: string, r: boolean) => {
+    const some = items.filter((t) => style(t) === st && right(t) === r);
+    return some.reduce((a, t) => a + paid(t), 0) / some.length;
+  };
+  const both = (st: string) => ({ right: mean(st, true), wrong: mean(st, false) });
+  return { worked: both("worked"), answerOnly: both("answer-only") };
 }
 
 export interface EvalResult {
@@ -56,7 +73,17 @@ export interface EvalResult {
   rows: Record<string, Record<string, number>>;
   /** Per-question correctness, for paired comparisons across runs. */
   perQuestion: Record<string, Record<string, boolean[]>>;
-  pseudoLabels: { all: number; kept: number; keptFraction: number };
+  pseudoLabels: {
+    all: number;
+    kept: number;
+    keptFraction: number;
+    /**
+     * What the pseudo-label match pays the SFT student's own samples of the training questions
+     * (student-generate), for right and wrong answers of each style: a student that learned the
+     * teacher's guesses repeats its wrong majorities, which the match then pays.
+     */
+    paidByStyle?: PaidByStyle;
+  };
   /** Held-out, against gold; aucWithinQuestion: pairs of answers to the same question only. */
   rewardModel: RewardModelMetrics | null;
   /** The same for the ablation's reward model on teacher responses only, when it ran. */
@@ -276,10 +303,19 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     l.filter((x) => sameAnswer(x.pseudo_label, gold.get(x.id) ?? null)).length /
     Math.max(l.length, 1);
   const kept = all.filter((l) => l.kept);
+  const studentRows = await readStudentRows(ctx);
   const pseudoLabels = {
     all: right(all),
     kept: right(kept),
     keptFraction: kept.length / Math.max(all.length, 1),
+    ...(studentRows.length > 0 && {
+      paidByStyle: paidByStyle(
+        studentRows,
+        (r) => answerStyle(r.text),
+        (r) => sameAnswer(r.answer, gold.get(r.id) ?? null),
+        (r) => r.reward ?? 0,
+      ),
+    }),
   };
 
   // The reward models' held-out scores against gold correctness.
@@ -299,12 +335,6 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
       const some = held.filter((h) => h.style === style);
       return withinQuestionAuc(some.map((h) => h.score), some.map(right), some.map((h) => h.id));
     };
-    const meanPaid = (style: string, r: number) => {
-      const some = held.filter((h) => h.style === style && right(h) === r);
-      return some.reduce((s, h) => s + rewardPaid(h.score, ctx.cfg.ppo.rewardModelOutput), 0) /
-        some.length;
-    };
-    const byStyle = (style: string) => ({ right: meanPaid(style, 1), wrong: meanPaid(style, 0) });
     return {
       accuracy: m.accuracy,
       auc: m.auc,
@@ -314,7 +344,12 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
           worked: withinStyle("worked"),
           answerOnly: withinStyle("answer-only"),
         },
-        paidByStyle: { worked: byStyle("worked"), answerOnly: byStyle("answer-only") },
+        paidByStyle: paidByStyle(
+          held,
+          (h) => h.style ?? "",
+          (h) => right(h) === 1,
+          (h) => rewardPaid(h.score, ctx.cfg.ppo.rewardModelOutput),
+        ),
       }),
       n: m.n,
     };

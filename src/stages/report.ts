@@ -19,6 +19,11 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n
 /** An AUC or a mean reward to 3 places; NaN (nothing to count) comes back from JSON as null. */
 const fixed3 = (x: number | null) => (x ?? NaN).toFixed(3);
 
+/** "worked answers right 0.812, wrong 0.092; answer-only right 0.689, wrong 0.396." */
+const paidLine = (p: NonNullable<EvalResult["pseudoLabels"]["paidByStyle"]>) =>
+  `worked answers right ${fixed3(p.worked.right)}, wrong ${fixed3(p.worked.wrong)}; ` +
+  `answer-only right ${fixed3(p.answerOnly.right)}, wrong ${fixed3(p.answerOnly.wrong)}.`;
+
 export async function writeReport(
   ctx: StageContext,
   stages: string[],
@@ -116,6 +121,12 @@ export async function writeReport(
           ? ""
           : ` Of the teacher's positive responses, ${pct(report.positivesWorked)} are worked.`),
     );
+    if (p.paidByStyle) {
+      lines.push(
+        `The pseudo-label match pays the SFT student's samples of them (student-generate): ` +
+          paidLine(p.paidByStyle),
+      );
+    }
     for (const [name, kl] of Object.entries(result.finalKl ?? {})) {
       lines.push(
         `${name}: KL to the SFT reference ${
@@ -138,13 +149,7 @@ export async function writeReport(
               `answer-only ${fixed3(m.aucWithinQuestionByStyle.answerOnly)})`
             : "") +
           "." +
-          (m.paidByStyle
-            ? ` Mean reward paid: worked answers right ${fixed3(m.paidByStyle.worked.right)}, ` +
-              `wrong ${fixed3(m.paidByStyle.worked.wrong)}; answer-only right ` +
-              `${fixed3(m.paidByStyle.answerOnly.right)}, wrong ${
-                fixed3(m.paidByStyle.answerOnly.wrong)
-              }.`
-            : ""),
+          (m.paidByStyle ? ` Mean reward paid: ${paidLine(m.paidByStyle)}` : ""),
       );
     }
   }
