@@ -651,6 +651,29 @@ Deno.test("ppo.freshPrompts: PPO on new questions, which the teacher labels for 
   assert.ok(kept < 10, `every fresh question kept (${kept}): the test cannot tell the pools apart`);
   assert.equal(summary.pseudo.prompts, kept);
   assert.equal(summary.gold.prompts, 10);
+  // Eval reports how right those labels are, against the fresh prompts' gold answers.
+  const evaluated = await runToEnd(["eval", ...sets, "--set", `runsDir=${dir}`, "--name", "fresh"]);
+  assert.equal(evaluated.code, 0, evaluated.stderr);
+  const goldOf = new Map(
+    generateArithmetic({
+      seed: 4004,
+      count: 200,
+      minNumber: 1,
+      maxNumber: 30,
+      minSteps: 1,
+      maxSteps: 2,
+      ops: ["+", "-"],
+      nonNegative: true,
+    }).map((q) => [q.prompt, Number(q.gold)]),
+  );
+  const keptRight =
+    [...Map.groupBy(rows, (r) => r.id).values()].filter((rs) =>
+      rs.every((r) => r.answer !== null && r.answer === rs[0].answer) &&
+      Number(rs[0].answer) === goldOf.get(rs[0].prompt)
+    ).length;
+  const fresh = (await readJson(`${run}/report.json`)).pseudoLabels.fresh;
+  assert.equal(fresh.keptFraction, kept / 10);
+  assert.equal(fresh.kept, keptRight / kept);
   await afterStudentGenerate("fresh-kept");
   await Deno.mkdir(`${dir}/fresh-kept/teacher-rl`);
   for await (const f of Deno.readDir(`${run}/teacher-rl`)) {

@@ -9,7 +9,7 @@ import { sameAnswer } from "../tasks/answers.ts";
 import type { Question } from "../tasks/types.ts";
 import { byId, type StageContext, type StageSummary } from "./context.ts";
 import type { ResponseRow } from "../run/rows.ts";
-import { majority, readLabels } from "./label.ts";
+import { majority, majorityLabels, readLabels } from "./label.ts";
 import { generateResponses } from "./responses.ts";
 import type { Sampler } from "./sampler.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
@@ -25,6 +25,8 @@ import {
 import { answerStyle, equations } from "../tasks/arithmetic.ts";
 import { openStudent, readStudentRows } from "./student_generate.ts";
 import { rewardPaid } from "./reward_train.ts";
+import { freshPrompts } from "./rl_prompts.ts";
+import { JsonlShards } from "../run/run_dir.ts";
 import { type BestOfCost, type Compute, methodCompute } from "./compute.ts";
 
 /** Per-question correctness, by metric name. */
@@ -83,6 +85,8 @@ export interface EvalResult {
      * teacher's guesses repeats its wrong majorities, which the match then pays.
      */
     paidByStyle?: PaidByStyle;
+    /** The same on PPO's fresh prompts, as the pseudo reward labelled them (label.voters). */
+    fresh?: { all: number; kept: number; keptFraction: number };
   };
   /** Held-out, against gold; aucWithinQuestion: pairs of answers to the same question only. */
   rewardModel: RewardModelMetrics | null;
@@ -304,6 +308,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
     Math.max(l.length, 1);
   const kept = all.filter((l) => l.kept);
   const studentRows = await readStudentRows(ctx);
+  const fresh = await freshLabelAccuracy(ctx);
   const pseudoLabels = {
     all: right(all),
     kept: right(kept),
@@ -316,6 +321,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
         (r) => r.reward ?? 0,
       ),
     }),
+    ...(fresh && { fresh }),
   };
 
   // The reward models' held-out scores against gold correctness.
@@ -373,4 +379,22 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
   };
   await ctx.run.writeJson("eval/results.json", result);
   return { ...result, wallSeconds: (performance.now() - start) / 1000 };
+}
+
+/**
+ * How right the teacher's labels of PPO's fresh prompts are (teacher-rl/, written when the pseudo
+ * reward or ppo.keptPromptsOnly labelled them), under the run's label settings; null without them.
+ */
+async function freshLabelAccuracy(
+  ctx: StageContext,
+): Promise<{ all: number; kept: number; keptFraction: number } | null> {
+  const rows = (await new JsonlShards(ctx.run, "teacher-rl").readAll()) as ResponseRow[];
+  if (rows.length === 0 || ctx.cfg.ppo.freshPrompts === 0) return null;
+  const gold = new Map(freshPrompts(ctx, ctx.cfg.ppo.freshPrompts).map((q) => [q.id, q.gold]));
+  const labels = majorityLabels(byId(rows), ctx.cfg.label.minAgreement, ctx.cfg.label.voters);
+  const right = (ls: typeof labels) =>
+    ls.filter((l) => sameAnswer(l.pseudo_label, gold.get(l.id) ?? null)).length /
+    Math.max(ls.length, 1);
+  const kept = labels.filter((l) => l.kept);
+  return { all: right(labels), kept: right(kept), keptFraction: kept.length / labels.length };
 }

@@ -121,6 +121,13 @@ export async function writeReport(
           ? ""
           : ` Of the teacher's positive responses, ${pct(report.positivesWorked)} are worked.`),
     );
+    if (p.fresh) {
+      lines.push(
+        `On PPO's fresh prompts (label.voters ${ctx.cfg.label.voters}): ${
+          pct(p.fresh.all)
+        } right overall, ${pct(p.fresh.kept)} on the ${pct(p.fresh.keptFraction)} kept.`,
+      );
+    }
     if (p.paidByStyle) {
       lines.push(
         `The pseudo-label match pays the SFT student's samples of them (student-generate): ` +
