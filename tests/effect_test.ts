@@ -111,6 +111,27 @@ Deno.test("aggregation across seeds: per-seed values, mean ± SE, and the paired
       .perSeed;
   assert.deepEqual(styleAuc("worked answers"), [0.45, 0.95, NaN]);
   assert.deepEqual(styleAuc("answer-only"), [0.5, 0.75, NaN]);
+  // The fresh prompts' label accuracy and what the match pays wrong answers: rows only where a
+  // seed measured them.
+  assert.ok(!agg.rows.some((r) => r.name.startsWith("pseudo-label match pays")));
+  assert.ok(!agg.rows.some((r) => r.name.includes("fresh prompts")));
+  results[2].eval.pseudoLabels.fresh = { all: 0.8, kept: 0.9, keptFraction: 0.7 };
+  results[1].eval.pseudoLabels.paidByStyle = {
+    worked: { right: 0.95, wrong: 0.05 },
+    answerOnly: { right: 0.94, wrong: 0.31 },
+  };
+  const labelled = aggregate(results).rows;
+  const perSeed = (n: string) => labelled.find((r) => r.name === n)!.perSeed;
+  assert.deepEqual(perSeed("pseudo-labels right (PPO's fresh prompts, kept)"), [NaN, NaN, 0.9]);
+  assert.deepEqual(perSeed("PPO's fresh prompts kept"), [NaN, NaN, 0.7]);
+  assert.deepEqual(
+    perSeed("pseudo-label match pays wrong answer-only answers (student-generate)"),
+    [NaN, 0.31, NaN],
+  );
+  assert.deepEqual(
+    perSeed("pseudo-label match pays wrong worked answers (student-generate)"),
+    [NaN, 0.05, NaN],
+  );
   // Runs from before styles were kept have no style rows; with styles, per seed by hand.
   assert.ok(!agg.rows.some((r) => r.name.startsWith("SFT student: ")));
   results.forEach((r) => {

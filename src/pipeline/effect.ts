@@ -64,6 +64,28 @@ export function aggregate(results: SeedResult[]): {
       ),
     );
   }
+  if (results.some((r) => r.eval.pseudoLabels.fresh)) {
+    rows.push(
+      row(
+        "pseudo-labels right (PPO's fresh prompts, kept)",
+        (e) => e.pseudoLabels.fresh?.kept ?? NaN,
+      ),
+      row("PPO's fresh prompts kept", (e) => e.pseudoLabels.fresh?.keptFraction ?? NaN),
+    );
+  }
+  if (results.some((r) => r.eval.pseudoLabels.paidByStyle)) {
+    // The share of the SFT student's wrong answers the pseudo-label match pays, by style.
+    rows.push(
+      row(
+        "pseudo-label match pays wrong worked answers (student-generate)",
+        (e) => e.pseudoLabels.paidByStyle?.worked.wrong ?? NaN,
+      ),
+      row(
+        "pseudo-label match pays wrong answer-only answers (student-generate)",
+        (e) => e.pseudoLabels.paidByStyle?.answerOnly.wrong ?? NaN,
+      ),
+    );
+  }
   if (results.some((r) => r.eval.rewardModelTeacherOnly)) {
     rows.push(
       row(
