@@ -155,6 +155,24 @@ Deno.test("configs/gsm8k.json runs every stage on GSM8K lines", async () => {
   await Deno.remove(runs, { recursive: true });
 });
 
+Deno.test("label.voters worked on MMLU-Pro is one line before any stage", async () => {
+  const runs = await Deno.makeTempDir();
+  const { code, stderr } = await distill(`${ROOT}configs/mmlu-pro.json`, [
+    `runsDir=${runs}`,
+    `task.train=${DATA}/mmlu-pro/test.jsonl`,
+    `task.test=${DATA}/mmlu-pro/test.jsonl`,
+    "label.voters=worked",
+  ]);
+  assert.notEqual(code, 0);
+  const errors = stderr.split("\n").filter((l) =>
+    l.startsWith("error:") && !l.includes("XDG_RUNTIME_DIR")
+  );
+  assert.equal(errors.length, 1, stderr);
+  assert.match(errors[0], /^error: config: label.voters "worked" .*use "all"/);
+  assert.deepEqual([...Deno.readDirSync(runs)], []);
+  await Deno.remove(runs, { recursive: true });
+});
+
 Deno.test("configs/mmlu-pro.json runs every stage on MMLU-Pro lines", async () => {
   const runs = await Deno.makeTempDir();
   const items = await readJsonl(`${DATA}/mmlu-pro/test.jsonl`);

@@ -80,6 +80,11 @@ export async function makeContext(
       `config: task.train and task.test must name data files for task ${t.kind}`,
     );
   }
+  if (cfg.label.voters === "worked" && t.kind === "mmlu-pro") {
+    throw new EngineError(
+      `config: label.voters "worked" counts answers that write a calculation before the answer; MMLU-Pro answers a choice, so use "all"`,
+    );
+  }
   const train = await load(
     t.train,
     t.trainLimit,
