@@ -128,7 +128,9 @@ async function rlPrompts(ctx: StageContext, cfg: PpoRunConfig): Promise<PromptPo
     if (!keptOnly) return { pool: fresh, labels: new Map(), labelTokens: 0 };
     if (ctx.cfg.label.mode !== "majority") {
       throw new EngineError(
-        `ppo: reward "pseudo" on ppo.freshPrompts labels them by the teacher's majority; label.mode "${ctx.cfg.label.mode}" is not supported there`,
+        `ppo: ${
+          cfg.reward === "pseudo" ? 'reward "pseudo"' : "ppo.keptPromptsOnly"
+        } on ppo.freshPrompts labels them by the teacher's majority; label.mode "${ctx.cfg.label.mode}" is not supported there`,
       );
     }
     const { rows, tokens } = await teacherAnswers(
