@@ -181,18 +181,7 @@ Deno.test("the reward model's held-out AUC within one style agrees with a brute-
   const written = new Set(responses.map((r) => `${r.id}|${r.answer}|${answerStyle(r.text)}`));
   for (const h of held) assert.ok(written.has(`${h.id}|${h.answer}|${h.style}`), JSON.stringify(h));
   // The tiny config's training questions (task.arithmetic defaults, 24 of seed 1001).
-  const gold = new Map(
-    generateArithmetic({
-      seed: 1001,
-      count: 24,
-      minNumber: 1,
-      maxNumber: 30,
-      minSteps: 1,
-      maxSteps: 2,
-      ops: ["+", "-"],
-      nonNegative: true,
-    }).map((q) => [q.id, Number(q.gold)]),
-  );
+  const gold = new Map(tinyQuestions(1001, 24).map((q) => [q.id, Number(q.gold)]));
   const right = (h: typeof held[number]) =>
     h.answer !== null && Number(h.answer) === gold.get(h.id);
   const bruteForce = (style: string) => {
@@ -248,6 +237,20 @@ Deno.test("the reward model's held-out AUC within one style agrees with a brute-
     /The pseudo-label match pays the SFT student's samples of them \(student-generate\): worked answers right/,
   );
 });
+
+/** Questions of the tiny config's generated task (task.arithmetic defaults) at one seed. */
+function tinyQuestions(seed: number, count: number) {
+  return generateArithmetic({
+    seed,
+    count,
+    minNumber: 1,
+    maxNumber: 30,
+    minSteps: 1,
+    maxSteps: 2,
+    ops: ["+", "-"],
+    nonNegative: true,
+  });
+}
 
 /** A run folder holding the straight run's stages up to student-generate, marked done. */
 async function afterStudentGenerate(name: string): Promise<string> {
@@ -654,18 +657,8 @@ Deno.test("ppo.freshPrompts: PPO on new questions, which the teacher labels for 
   // Eval reports how right those labels are, against the fresh prompts' gold answers.
   const evaluated = await runToEnd(["eval", ...sets, "--set", `runsDir=${dir}`, "--name", "fresh"]);
   assert.equal(evaluated.code, 0, evaluated.stderr);
-  const goldOf = new Map(
-    generateArithmetic({
-      seed: 4004,
-      count: 200,
-      minNumber: 1,
-      maxNumber: 30,
-      minSteps: 1,
-      maxSteps: 2,
-      ops: ["+", "-"],
-      nonNegative: true,
-    }).map((q) => [q.prompt, Number(q.gold)]),
-  );
+  // The fresh prompts come from the generator at task.arithmetic.rlSeed (4004).
+  const goldOf = new Map(tinyQuestions(4004, 200).map((q) => [q.prompt, Number(q.gold)]));
   const keptRight =
     [...Map.groupBy(rows, (r) => r.id).values()].filter((rs) =>
       rs.every((r) => r.answer !== null && r.answer === rs[0].answer) &&

@@ -8,7 +8,7 @@
 import { sameAnswer } from "../tasks/answers.ts";
 import type { Question } from "../tasks/types.ts";
 import { byId, type StageContext, type StageSummary } from "./context.ts";
-import type { ResponseRow } from "../run/rows.ts";
+import type { LabelRow, ResponseRow } from "../run/rows.ts";
 import { majority, majorityLabels, readLabels } from "./label.ts";
 import { generateResponses } from "./responses.ts";
 import type { Sampler } from "./sampler.ts";
@@ -18,13 +18,13 @@ import { ppoDir, type RewardSource } from "./ppo.ts";
 import {
   classifierMetrics,
   loadRewardModel,
+  rewardPaid,
   scoreAll,
   sequenceOf,
   withinQuestionAuc,
 } from "./reward_train.ts";
 import { answerStyle, equations } from "../tasks/arithmetic.ts";
 import { openStudent, readStudentRows } from "./student_generate.ts";
-import { rewardPaid } from "./reward_train.ts";
 import { freshPrompts } from "./rl_prompts.ts";
 import { JsonlShards } from "../run/run_dir.ts";
 import { type BestOfCost, type Compute, methodCompute } from "./compute.ts";
@@ -75,10 +75,7 @@ export interface EvalResult {
   rows: Record<string, Record<string, number>>;
   /** Per-question correctness, for paired comparisons across runs. */
   perQuestion: Record<string, Record<string, boolean[]>>;
-  pseudoLabels: {
-    all: number;
-    kept: number;
-    keptFraction: number;
+  pseudoLabels: LabelAccuracy & {
     /**
      * What the pseudo-label match pays the SFT student's own samples of the training questions
      * (student-generate), for right and wrong answers of each style: a student that learned the
@@ -86,7 +83,7 @@ export interface EvalResult {
      */
     paidByStyle?: PaidByStyle;
     /** The same on PPO's fresh prompts, as the pseudo reward labelled them (label.voters). */
-    fresh?: { all: number; kept: number; keptFraction: number };
+    fresh?: LabelAccuracy;
   };
   /** Held-out, against gold; aucWithinQuestion: pairs of answers to the same question only. */
   rewardModel: RewardModelMetrics | null;
@@ -300,19 +297,11 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
   }
 
   // Pseudo-labels against the training questions' gold answers.
-  const labels = await readLabels(ctx);
   const gold = new Map(ctx.train.map((q) => [q.id, q.gold]));
-  const all = [...labels.values()];
-  const right = (l: typeof all) =>
-    l.filter((x) => sameAnswer(x.pseudo_label, gold.get(x.id) ?? null)).length /
-    Math.max(l.length, 1);
-  const kept = all.filter((l) => l.kept);
   const studentRows = await readStudentRows(ctx);
   const fresh = await freshLabelAccuracy(ctx);
   const pseudoLabels = {
-    all: right(all),
-    kept: right(kept),
-    keptFraction: kept.length / Math.max(all.length, 1),
+    ...labelAccuracy([...(await readLabels(ctx)).values()], gold),
     ...(studentRows.length > 0 && {
       paidByStyle: paidByStyle(
         studentRows,
@@ -381,20 +370,29 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
   return { ...result, wallSeconds: (performance.now() - start) / 1000 };
 }
 
+type LabelAccuracy = { all: number; kept: number; keptFraction: number };
+
+/** The share of labels that match gold, of all and of the kept ones, and the share kept. */
+function labelAccuracy(labels: LabelRow[], gold: Map<string, string>): LabelAccuracy {
+  const right = (ls: LabelRow[]) =>
+    ls.filter((l) => sameAnswer(l.pseudo_label, gold.get(l.id) ?? null)).length /
+    Math.max(ls.length, 1);
+  const kept = labels.filter((l) => l.kept);
+  return {
+    all: right(labels),
+    kept: right(kept),
+    keptFraction: kept.length / Math.max(labels.length, 1),
+  };
+}
+
 /**
  * How right the teacher's labels of PPO's fresh prompts are (teacher-rl/, written when the pseudo
  * reward or ppo.keptPromptsOnly labelled them), under the run's label settings; null without them.
  */
-async function freshLabelAccuracy(
-  ctx: StageContext,
-): Promise<{ all: number; kept: number; keptFraction: number } | null> {
+async function freshLabelAccuracy(ctx: StageContext): Promise<LabelAccuracy | null> {
   const rows = (await new JsonlShards(ctx.run, "teacher-rl").readAll()) as ResponseRow[];
   if (rows.length === 0 || ctx.cfg.ppo.freshPrompts === 0) return null;
   const gold = new Map(freshPrompts(ctx, ctx.cfg.ppo.freshPrompts).map((q) => [q.id, q.gold]));
-  const labels = majorityLabels(byId(rows), ctx.cfg.label.minAgreement, ctx.cfg.label.voters);
-  const right = (ls: typeof labels) =>
-    ls.filter((l) => sameAnswer(l.pseudo_label, gold.get(l.id) ?? null)).length /
-    Math.max(ls.length, 1);
-  const kept = labels.filter((l) => l.kept);
-  return { all: right(labels), kept: right(kept), keptFraction: kept.length / labels.length };
+  const { minAgreement, voters } = ctx.cfg.label;
+  return labelAccuracy(majorityLabels(byId(rows), minAgreement, voters), gold);
 }

@@ -11,6 +11,7 @@ import { answerStyle } from "../tasks/arithmetic.ts";
 import { byId, type StageContext, type StageSummary } from "./context.ts";
 import type { LabelRow, ResponseRow } from "../run/rows.ts";
 import { openSource } from "./teacher_generate.ts";
+import type { Config } from "../run/config.ts";
 
 /**
  * The most frequent non-null answer and its share of all responses. Ties go to the first in
@@ -109,7 +110,7 @@ export async function judgeRows(
 export function majorityLabels(
   groups: Map<string, ResponseRow[]>,
   minAgreement: number,
-  voters: "all" | "worked" = "all",
+  voters: Config["label"]["voters"] = "all",
 ): LabelRow[] {
   return [...groups].map(([id, rows]) => {
     const voting = voters === "all" ? rows : rows.filter((r) => answerStyle(r.text) === "worked");

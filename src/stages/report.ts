@@ -121,17 +121,18 @@ export async function writeReport(
           ? ""
           : ` Of the teacher's positive responses, ${pct(report.positivesWorked)} are worked.`),
     );
+    // "them": the training questions of the line above, before the fresh prompts' line.
+    if (p.paidByStyle) {
+      lines.push(
+        `The pseudo-label match pays the SFT student's samples of them (student-generate): ` +
+          paidLine(p.paidByStyle),
+      );
+    }
     if (p.fresh) {
       lines.push(
         `On PPO's fresh prompts (label.voters ${ctx.cfg.label.voters}): ${
           pct(p.fresh.all)
         } right overall, ${pct(p.fresh.kept)} on the ${pct(p.fresh.keptFraction)} kept.`,
-      );
-    }
-    if (p.paidByStyle) {
-      lines.push(
-        `The pseudo-label match pays the SFT student's samples of them (student-generate): ` +
-          paidLine(p.paidByStyle),
       );
     }
     for (const [name, kl] of Object.entries(result.finalKl ?? {})) {
