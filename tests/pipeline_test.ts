@@ -162,6 +162,44 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
   }
 });
 
+Deno.test("ppo.evalEvery: the test-split curve during PPO ends at eval's PPO row", async () => {
+  // A policy that answers, in both styles (the guess teacher as the student), so that the curve
+  // is not all zeros and the worked share not all or nothing.
+  const { code, stderr } = await runToEnd([
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "curve",
+    "--set",
+    "student.init=models/arith-teacher-guess",
+    "--set",
+    "sft.steps=1",
+    "--set",
+    "reward.steps=0",
+    "--set",
+    'ppo.rewards=["gold"]',
+    "--set",
+    "ppo.advantage=group",
+    "--set",
+    "ppo.samplesPerPrompt=2",
+    "--set",
+    "ppo.evalEvery=1",
+  ]);
+  assert.equal(code, 0, stderr);
+  const run = `${dir}/curve`;
+  const report = await readJson(`${run}/report.json`);
+  const metrics = await readJsonl(`${run}/metrics.jsonl`);
+  const curve = (name: string) =>
+    metrics.filter((m) => m.stage === "ppo-gold" && m.name === name).map((m) => [m.step, m.value]);
+  assert.deepEqual(curve("eval_strict").map(([s]) => s), [0, 1]);
+  const row = "PPO student (gold reward)";
+  const worked = report.workedShare[row];
+  assert.ok(report.eval.rows[row].strict > 0 && worked > 0 && worked < 1, JSON.stringify(report));
+  assert.equal(curve("eval_strict")[1][1], report.eval.rows[row].strict);
+  assert.equal(curve("eval_flexible")[1][1], report.eval.rows[row].flexible);
+  assert.equal(curve("eval_worked_share")[1][1], report.workedShare[row]);
+});
+
 Deno.test("the reward model's held-out AUC within one style agrees with a brute-force count against gold", async () => {
   const run = `${dir}/straight`;
   const held: { id: string; answer: string | null; style: string; score: number }[] =

@@ -262,6 +262,13 @@ export const configSchema = obj({
     maxNewTokens: int({ default: 48, min: 1 }),
     maxGradNorm: num({ default: 1, min: 0 }),
     checkpointEvery: int({ default: 4, min: 1 }),
+    evalEvery: int({
+      default: 0,
+      min: 0,
+      doc: "every this many iterations (and at the last) the policy answers the test questions " +
+        "greedily and metrics.jsonl gets eval_<score> (0: off); choose iterations from it on a " +
+        "validation split only",
+    }),
   }),
 
   baselines: obj({

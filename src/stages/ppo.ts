@@ -37,6 +37,7 @@ import type { Question } from "../tasks/types.ts";
 import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
 import { loadRewardModel, rewardPaid, scoreAll } from "./reward_train.ts";
 import { teacherAnswers } from "./teacher_generate.ts";
+import { policyEval } from "./ppo_eval.ts";
 
 interface PpoState {
   iteration: number;
@@ -351,6 +352,10 @@ async function ppoRun(ctx: StageContext, reward: RewardSource, rel: string): Pro
     // Rollout lengths differ every iteration, and with them the buffers' size classes: without
     // this, 30 iterations of 256 rollouts pooled 17 GB.
     trimPooled();
+    if (cfg.evalEvery > 0 && ((it + 1) % cfg.evalEvery === 0 || it + 1 === cfg.iterations)) {
+      ctx.metrics.log(rel, it, await policyEval(ctx, m.policy, m.tokenizer));
+      trimPooled();
+    }
     if ((it + 1) % cfg.checkpointEvery === 0 || it + 1 === cfg.iterations) {
       await checkpoint(ctx, rel, m, state);
     }
