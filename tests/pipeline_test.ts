@@ -198,6 +198,16 @@ Deno.test("ppo.evalEvery: the test-split curve during PPO ends at eval's PPO row
   assert.equal(curve("eval_strict")[1][1], report.eval.rows[row].strict);
   assert.equal(curve("eval_flexible")[1][1], report.eval.rows[row].flexible);
   assert.equal(curve("eval_worked_share")[1][1], report.workedShare[row]);
+  // The report carries the curve, by iterations done.
+  assert.deepEqual(report.ppoCurves[row], {
+    metric: "strict",
+    points: curve("eval_strict").map(([s, v]) => [s + 1, v]),
+  });
+  const md = await Deno.readTextFile(`${run}/report.md`);
+  assert.match(
+    md,
+    /PPO student \(gold reward\), strict on the test questions by iterations done \(ppo\.evalEvery\): 0 \(SFT\) \d+\.\d%, 1 \d+\.\d%, 2 \d+\.\d%\./,
+  );
 });
 
 Deno.test("the reward model's held-out AUC within one style agrees with a brute-force count against gold", async () => {

@@ -7,6 +7,9 @@ import type { StageContext } from "./context.ts";
 import type { EvalResult } from "./eval.ts";
 import { ppoDifferences } from "./paired.ts";
 import { styleAccount } from "./styles.ts";
+import { readMetrics } from "../run/run_dir.ts";
+import { ppoDir, type RewardSource } from "./ppo.ts";
+import { PPO_ROWS } from "./eval.ts";
 
 export interface StageAccount {
   stage: string;
@@ -18,6 +21,35 @@ export interface StageAccount {
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a");
 /** An AUC or a mean reward to 3 places; NaN (nothing to count) comes back from JSON as null. */
 const fixed3 = (x: number | null) => (x ?? NaN).toFixed(3);
+
+/** One PPO arm's test-split score after each `ppo.evalEvery` iterations. */
+interface PpoCurve {
+  metric: string;
+  /** [iterations done, share right] */
+  points: [number, number][];
+}
+
+/**
+ * Each PPO arm's curve from metrics.jsonl: the task's first score (arithmetic: strict), and for
+ * each iteration the last value logged, as a resumed run may log one twice.
+ */
+async function ppoCurves(ctx: StageContext): Promise<Record<string, PpoCurve>> {
+  const rows = await readMetrics(ctx.run.path("metrics.jsonl"));
+  const out: Record<string, PpoCurve> = {};
+  for (const reward of ctx.cfg.ppo.rewards as RewardSource[]) {
+    const mine = rows.filter((r) =>
+      r.stage === ppoDir(reward) && r.name.startsWith("eval_") && r.name !== "eval_worked_share"
+    );
+    if (mine.length === 0) continue;
+    const metric = mine[0].name;
+    const byStep = new Map<number, number>();
+    for (const r of mine) if (r.name === metric) byStep.set(r.step, r.value);
+    const points = [...byStep].sort((a, b) => a[0] - b[0])
+      .map(([s, v]): [number, number] => [s + 1, v]);
+    out[PPO_ROWS[reward]] = { metric: metric.slice("eval_".length), points };
+  }
+  return out;
+}
 
 /** "worked answers right 0.812, wrong 0.092; answer-only right 0.689, wrong 0.396." */
 const paidLine = (p: NonNullable<EvalResult["pseudoLabels"]["paidByStyle"]>) =>
@@ -57,6 +89,7 @@ export async function writeReport(
     pseudoLabels: result?.pseudoLabels ?? null,
     rewardModel: result?.rewardModel ?? null,
     rewardModelTeacherOnly: result?.rewardModelTeacherOnly ?? null,
+    ppoCurves: await ppoCurves(ctx),
     compute: accounts,
     methodCompute: result?.compute ?? null,
   };
@@ -140,6 +173,14 @@ export async function writeReport(
         `${name}: KL to the SFT reference ${
           kl.toFixed(3)
         } nats per response at its last iteration.`,
+      );
+    }
+    for (const [name, c] of Object.entries(report.ppoCurves)) {
+      const sft = result.rows["SFT student"]?.[c.metric];
+      const start = sft === undefined ? "" : `0 (SFT) ${pct(sft)}, `;
+      lines.push(
+        `${name}, ${c.metric} on the test questions by iterations done (ppo.evalEvery): ${start}` +
+          c.points.map(([n, v]) => `${n} ${pct(v)}`).join(", ") + ".",
       );
     }
     const models = [
