@@ -163,30 +163,25 @@ Deno.test("every stage runs on tiny inputs and writes its outputs", async () => 
 });
 
 Deno.test("ppo.evalEvery: the test-split curve during PPO ends at eval's PPO row", async () => {
-  // A policy that answers, in both styles (the guess teacher as the student), so that the curve
-  // is not all zeros and the worked share not all or nothing.
-  const { code, stderr } = await runToEnd([
-    "--set",
-    `runsDir=${dir}`,
-    "--name",
-    "curve",
-    "--set",
-    "student.init=models/arith-teacher-guess",
-    "--set",
-    "sft.steps=1",
-    "--set",
+  // The straight run's first four stages, with the guess teacher standing in for the SFT student: a
+  // policy that answers, in both styles, so that the curve is not all zeros and the worked share
+  // not all or nothing.
+  const run = await afterStudentGenerate("curve");
+  const sft = (await readJson(`${run}/sft/latest.json`)).dir;
+  await Deno.remove(`${run}/${sft}`, { recursive: true });
+  await new Deno.Command("cp", {
+    args: ["-r", `${ROOT}models/arith-teacher-guess`, `${run}/${sft}`],
+  })
+    .output();
+  const sets = [
     "reward.steps=0",
-    "--set",
     'ppo.rewards=["gold"]',
-    "--set",
     "ppo.advantage=group",
-    "--set",
     "ppo.samplesPerPrompt=2",
-    "--set",
     "ppo.evalEvery=1",
-  ]);
+  ].flatMap((s) => ["--set", s]);
+  const { code, stderr } = await runToEnd([...sets, "--set", `runsDir=${dir}`, "--name", "curve"]);
   assert.equal(code, 0, stderr);
-  const run = `${dir}/curve`;
   const report = await readJson(`${run}/report.json`);
   const metrics = await readJsonl(`${run}/metrics.jsonl`);
   const curve = (name: string) =>
