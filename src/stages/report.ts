@@ -4,12 +4,11 @@
  */
 import { gpu } from "../gpu/mod.ts";
 import type { StageContext } from "./context.ts";
-import type { EvalResult } from "./eval.ts";
+import { type EvalResult, PPO_ROWS } from "./eval.ts";
 import { ppoDifferences } from "./paired.ts";
 import { styleAccount } from "./styles.ts";
 import { readMetrics } from "../run/run_dir.ts";
 import { ppoDir, type RewardSource } from "./ppo.ts";
-import { PPO_ROWS } from "./eval.ts";
 
 export interface StageAccount {
   stage: string;
