@@ -28,9 +28,16 @@ import { openStudent, readStudentRows } from "./student_generate.ts";
 import { freshPrompts } from "./rl_prompts.ts";
 import { JsonlShards } from "../run/run_dir.ts";
 import { type BestOfCost, type Compute, methodCompute } from "./compute.ts";
+import {
+  accuracy,
+  EVAL_UNIT,
+  evalQuestions,
+  evalSamplerOptions,
+  type Scores,
+  scoreTexts,
+} from "./eval_scores.ts";
 
-/** Per-question correctness, by metric name. */
-export type Scores = Record<string, boolean[]>;
+export type { Scores } from "./eval_scores.ts";
 
 /** A reward model's held-out scores against gold correctness. */
 export interface RewardModelMetrics {
@@ -124,19 +131,8 @@ export const PPO_ROWS: Record<RewardSource, string> = {
 
 function greedyScores(ctx: StageContext, qs: Question[], rows: ResponseRow[]): Scores {
   const groups = byId(rows);
-  const out: Scores = {};
-  qs.forEach((q, i) => {
-    const r = groups.get(q.id)?.[0];
-    const s = ctx.task.score(r?.text ?? "", q.gold);
-    for (const [k, v] of Object.entries(s)) (out[k] ??= new Array(qs.length).fill(false))[i] = v;
-  });
-  return out;
+  return scoreTexts(ctx, qs, qs.map((q) => groups.get(q.id)?.[0]?.text ?? ""));
 }
-
-const accuracy = (s: Scores) =>
-  Object.fromEntries(
-    Object.entries(s).map(([k, v]) => [k, v.filter(Boolean).length / Math.max(v.length, 1)]),
-  );
 
 /** The summaries of the stages a method row may have needed. */
 async function stageSummaries(ctx: StageContext) {
@@ -150,13 +146,8 @@ async function stageSummaries(ctx: StageContext) {
 export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalResult> {
   const start = performance.now();
   const cfg = ctx.cfg.eval;
-  const qs = cfg.questions ? ctx.test.slice(0, cfg.questions) : ctx.test;
-  const opts = {
-    maxNewTokens: cfg.maxNewTokens,
-    topP: cfg.topP,
-    batchSize: cfg.batchSize,
-    stop: ctx.task.stop,
-  };
+  const qs = evalQuestions(ctx);
+  const opts = evalSamplerOptions(ctx);
   let tokens = 0;
   const rows: EvalResult["rows"] = {};
   const perQuestion: EvalResult["perQuestion"] = {};
@@ -171,7 +162,7 @@ export async function evalStage(ctx: StageContext): Promise<StageSummary & EvalR
       sampler,
       questions: qs,
       draws,
-      questionsPerUnit: 128,
+      questionsPerUnit: EVAL_UNIT,
       seed: ctx.cfg.seed,
     });
     tokens += out.tokens;

@@ -8,6 +8,13 @@ import type { CausalLM } from "../model/llama.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { answerStyle } from "../tasks/arithmetic.ts";
 import { chunk, type StageContext } from "./context.ts";
+import {
+  accuracy,
+  EVAL_UNIT,
+  evalQuestions,
+  evalSamplerOptions,
+  scoreTexts,
+} from "./eval_scores.ts";
 import { LocalSampler } from "./sampler.ts";
 
 /** `eval_<score>` per score the task gives (the share right), and the greedy worked share. */
@@ -16,32 +23,21 @@ export async function policyEval(
   policy: CausalLM,
   tokenizer: Tokenizer,
 ): Promise<Record<string, number>> {
-  const cfg = ctx.cfg.eval;
-  const qs = cfg.questions ? ctx.test.slice(0, cfg.questions) : ctx.test;
-  const sampler = new LocalSampler(policy, tokenizer, {
-    maxNewTokens: cfg.maxNewTokens,
-    topP: cfg.topP,
-    batchSize: cfg.batchSize,
-    stop: ctx.task.stop,
-  });
-  const right: Record<string, number> = {};
-  let worked = 0;
-  // In eval's units of 128 questions, so that the last point matches eval's PPO row.
-  for (const unit of chunk(qs, 128)) {
+  const qs = evalQuestions(ctx);
+  const sampler = new LocalSampler(policy, tokenizer, evalSamplerOptions(ctx));
+  const texts: string[] = [];
+  // In eval's units, so that the last point matches eval's PPO row.
+  for (const unit of chunk(qs, EVAL_UNIT)) {
     const outs = await sampler.sample(
       unit.map((q) => ({ prompt: q.prompt, n: 1, temperature: 0, seed: 0 })),
     );
-    unit.forEach((q, i) => {
-      const text = outs[i][0].text;
-      for (const [k, v] of Object.entries(ctx.task.score(text, q.gold))) {
-        right[k] = (right[k] ?? 0) + (v ? 1 : 0);
-      }
-      if (answerStyle(text) === "worked") worked++;
-    });
+    texts.push(...outs.map((o) => o[0].text));
   }
   const out: Record<string, number> = {};
-  for (const [k, n] of Object.entries(right)) out[`eval_${k}`] = n / qs.length;
+  for (const [k, v] of Object.entries(accuracy(scoreTexts(ctx, qs, texts)))) out[`eval_${k}`] = v;
   // A worked answer is arithmetic's notion; other tasks' answers would all count as one style.
-  if (ctx.task.kind === "arithmetic") out.eval_worked_share = worked / qs.length;
+  if (ctx.task.kind === "arithmetic") {
+    out.eval_worked_share = texts.filter((t) => answerStyle(t) === "worked").length / qs.length;
+  }
   return out;
 }
