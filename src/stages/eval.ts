@@ -37,8 +37,6 @@ import {
   scoreTexts,
 } from "./eval_scores.ts";
 
-export type { Scores } from "./eval_scores.ts";
-
 /** A reward model's held-out scores against gold correctness. */
 export interface RewardModelMetrics {
   accuracy: number;
