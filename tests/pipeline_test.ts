@@ -205,6 +205,49 @@ Deno.test("ppo.evalEvery: the test-split curve during PPO ends at eval's PPO row
   );
 });
 
+Deno.test("PPO arms added to a finished run: the same command runs only what they need, then evaluates again", async () => {
+  const run = await afterStudentGenerate("add-arm");
+  const base = ["--set", `runsDir=${dir}`, "--name", "add-arm", "--set", "ppo.iterations=1"];
+  const arms = (a: string) => [...base, "--set", `ppo.rewards=${a}`];
+  const first = await runToEnd(arms('["gold"]'));
+  assert.equal(first.code, 0, first.stderr);
+  const before = await readJson(`${run}/stages.json`);
+  const goldSteps = async () =>
+    (await readJsonl(`${run}/metrics.jsonl`)).filter((m) =>
+      m.stage === "ppo-gold" && m.name === "reward"
+    ).length;
+  const stepsBefore = await goldSteps();
+
+  const second = await runToEnd(arms('["gold","pseudo"]'));
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, /ppo: done earlier without the PPO arms pseudo; running it again/);
+  assert.match(second.stderr, /eval: an earlier stage ran again; evaluating again/);
+  assert.match(second.stderr, /reward-train: done earlier, skipped/);
+  const after = await readJson(`${run}/stages.json`);
+  // The gold arm resumed at its last checkpoint: no iteration more, the same student.
+  assert.equal(await goldSteps(), stepsBefore);
+  assert.equal(after.ppo.gold.tokensGenerated, before.ppo.gold.tokensGenerated);
+  assert.equal(after.ppo.gold.tokensTrained, before.ppo.gold.tokensTrained);
+  const gold = "PPO student (gold reward)";
+  assert.deepEqual(after.eval.rows[gold], before.eval.rows[gold]);
+  assert.ok(after.ppo.pseudo.tokensGenerated > 0);
+  const report = await readJson(`${run}/report.json`);
+  assert.ok("PPO student (pseudo-label reward) − SFT student" in report.differences);
+
+  // The paper's ablation arm needs a second reward model: reward-train runs again for it.
+  const third = await runToEnd(arms('["gold","pseudo","model-teacher"]'));
+  assert.equal(third.code, 0, third.stderr);
+  assert.match(third.stderr, /reward-train: done earlier without the teacher-only reward model/);
+  assert.ok("teacherOnly" in (await readJson(`${run}/stages.json`))["reward-train"]);
+  assert.ok("model-teacher" in (await readJson(`${run}/stages.json`)).ppo);
+
+  // Nothing more asked: everything is skipped.
+  const fourth = await runToEnd(arms('["gold","pseudo","model-teacher"]'));
+  assert.equal(fourth.code, 0, fourth.stderr);
+  assert.match(fourth.stderr, /ppo: done earlier, skipped/);
+  assert.match(fourth.stderr, /eval: done earlier, skipped/);
+});
+
 Deno.test("the reward model's held-out AUC within one style agrees with a brute-force count against gold", async () => {
   const run = `${dir}/straight`;
   const held: { id: string; answer: string | null; style: string; score: number }[] =

@@ -1,7 +1,8 @@
 /**
  * Chains the stages. Each stage reads what earlier ones wrote in the run
  * directory and writes its own outputs there; a stage marked done is
- * skipped, so re-running the same command resumes after a crash.
+ * skipped, so re-running the same command resumes after a crash. A done stage
+ * whose config now asks for more (PPO arms added) runs again, and eval after it.
  */
 import { currentGpu } from "../gpu/mod.ts";
 import type { Config } from "../run/config.ts";
@@ -23,6 +24,17 @@ export interface StageInfo {
   /** Config sections the stage reads, for its --help. */
   config: string[];
   about: string;
+  /**
+   * What the config now asks of a stage done earlier that its summary lacks (null: nothing); the
+   * stage then runs again, its finished parts resuming from their checkpoints.
+   */
+  missing?: (cfg: Config, done: Record<string, unknown>) => string | null;
+}
+
+/** The PPO arms (`ppo.rewards`) a done ppo stage has no summary of. */
+function missingArms(cfg: Config, done: Record<string, unknown>): string | null {
+  const arms = cfg.ppo.rewards.filter((r) => !(r in done));
+  return arms.length ? `the PPO arms ${arms.join(", ")}` : null;
 }
 
 /** What each stage of src/run/stages.ts runs (in the order given there). */
@@ -52,12 +64,17 @@ export const STAGES = {
     run: rewardTrain,
     config: ["reward"],
     about: "a scalar-head reward model learns from labelled teacher and student responses",
+    missing: (cfg, done) =>
+      cfg.ppo.rewards.includes("model-teacher") && !("teacherOnly" in done)
+        ? "the teacher-only reward model (ppo.rewards model-teacher)"
+        : null,
   },
   ppo: {
     run: ppoStage,
     config: ["ppo"],
     about:
       "PPO against the reward model, with a value model, GAE and a KL penalty to the SFT student",
+    missing: missingArms,
   },
   "sft-baselines": {
     run: sftBaselinesStage,
@@ -107,11 +124,22 @@ export async function runPipeline(
   const ctx = await makeContext(cfg, opts.log);
   await ctx.run.writeJson("config.json", cfg);
   await opts.onStart?.(ctx);
+  // Eval reads every stage's outputs: once any stage has run again, it runs again too.
+  let ranEarlier = false;
   for (const name of opts.only ? [opts.only] : STAGE_NAMES) {
-    if (!opts.only && (await ctx.run.stageDone(name))) {
-      ctx.log(`${name}: done earlier, skipped`);
-      continue;
+    const done = opts.only ? null : await ctx.run.stageDone(name);
+    if (done) {
+      const missing = (STAGES[name] as StageInfo).missing?.(cfg, done as Record<string, unknown>);
+      if (missing) {
+        ctx.log(`${name}: done earlier without ${missing}; running it again (done parts resume)`);
+      } else if (name === "eval" && ranEarlier) {
+        ctx.log("eval: an earlier stage ran again; evaluating again");
+      } else {
+        ctx.log(`${name}: done earlier, skipped`);
+        continue;
+      }
     }
+    ranEarlier = true;
     await ctx.run.startStageClock(name);
     let summary;
     let seconds;
