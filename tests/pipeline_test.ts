@@ -205,7 +205,7 @@ Deno.test("ppo.evalEvery: the test-split curve during PPO ends at eval's PPO row
   );
 });
 
-Deno.test("PPO arms added to a finished run: the same command runs only what they need, then evaluates again", async () => {
+Deno.test("PPO arms and baselines added to a finished run: the same command runs only what they need, then evaluates again", async () => {
   const run = await afterStudentGenerate("add-arm");
   const base = ["--set", `runsDir=${dir}`, "--name", "add-arm", "--set", "ppo.iterations=1"];
   const arms = (a: string) => [...base, "--set", `ppo.rewards=${a}`];
@@ -234,15 +234,26 @@ Deno.test("PPO arms added to a finished run: the same command runs only what the
   const report = await readJson(`${run}/report.json`);
   assert.ok("PPO student (pseudo-label reward) − SFT student" in report.differences);
 
-  // The paper's ablation arm needs a second reward model: reward-train runs again for it.
-  const third = await runToEnd(arms('["gold","pseudo","model-teacher"]'));
+  // The paper's ablation arm needs a second reward model: reward-train runs again for it; and two
+  // baselines switched on run in their own stages.
+  const more = ["--set", "gkd.steps=1", "--set", "baselines.equalComputeSft=true"];
+  const third = await runToEnd([...arms('["gold","pseudo","model-teacher"]'), ...more]);
   assert.equal(third.code, 0, third.stderr);
   assert.match(third.stderr, /reward-train: done earlier without the teacher-only reward model/);
-  assert.ok("teacherOnly" in (await readJson(`${run}/stages.json`))["reward-train"]);
-  assert.ok("model-teacher" in (await readJson(`${run}/stages.json`)).ppo);
+  assert.match(third.stderr, /sft-baselines: done earlier without equal-compute SFT/);
+  assert.match(third.stderr, /gkd: done earlier without on-policy distillation/);
+  const stages = await readJson(`${run}/stages.json`);
+  assert.ok("teacherOnly" in stages["reward-train"]);
+  assert.ok("model-teacher" in stages.ppo);
+  assert.ok("equalComputeSft" in stages["sft-baselines"]);
+  assert.equal(stages.gkd.steps, 1);
+  const rows = Object.keys((await readJson(`${run}/report.json`)).eval.rows);
+  for (const r of ["GKD student", "SFT student (equal compute)"]) {
+    assert.ok(rows.includes(r), rows.join(", "));
+  }
 
   // Nothing more asked: everything is skipped.
-  const fourth = await runToEnd(arms('["gold","pseudo","model-teacher"]'));
+  const fourth = await runToEnd([...arms('["gold","pseudo","model-teacher"]'), ...more]);
   assert.equal(fourth.code, 0, fourth.stderr);
   assert.match(fourth.stderr, /ppo: done earlier, skipped/);
   assert.match(fourth.stderr, /eval: done earlier, skipped/);

@@ -19,7 +19,8 @@ const USAGE =
 Runs every stage in order, skipping stages already done in runs/<name>/ (so the
 same command resumes after a crash), then writes runs/<name>/report.md. A done
 stage runs again when the config asks for more of it (PPO arms added to
-ppo.rewards), resuming its finished parts, and eval follows it.
+ppo.rewards, a baseline switched on), resuming its finished parts, and eval
+follows it.
 With STAGE, runs that stage alone (its inputs must exist).
 
 stages:

@@ -2,7 +2,8 @@
  * Chains the stages. Each stage reads what earlier ones wrote in the run
  * directory and writes its own outputs there; a stage marked done is
  * skipped, so re-running the same command resumes after a crash. A done stage
- * whose config now asks for more (PPO arms added) runs again, and eval after it.
+ * whose config now asks for more (PPO arms added, a baseline switched on) runs
+ * again, and eval after it.
  */
 import { currentGpu } from "../gpu/mod.ts";
 import type { Config } from "../run/config.ts";
@@ -29,6 +30,15 @@ export interface StageInfo {
    * stage then runs again, its finished parts resuming from their checkpoints.
    */
   missing?: (cfg: Config, done: Record<string, unknown>) => string | null;
+}
+
+/** The baselines switched on (`baselines`) that a done sft-baselines stage has no summary of. */
+function missingBaselines(cfg: Config, done: Record<string, unknown>): string | null {
+  const missing = [
+    cfg.baselines.teacherSftSteps > 0 && !("teacherSft" in done) && "the fine-tuned teacher",
+    cfg.baselines.equalComputeSft && !("equalComputeSft" in done) && "equal-compute SFT",
+  ].filter(Boolean);
+  return missing.length ? missing.join(" and ") : null;
 }
 
 /** The PPO arms (`ppo.rewards`) a done ppo stage has no summary of. */
@@ -81,12 +91,15 @@ export const STAGES = {
     config: ["baselines"],
     about: "baselines: the teacher fine-tuned on the SFT data, and equal-compute SFT " +
       "(each off unless its key asks)",
+    missing: missingBaselines,
   },
   gkd: {
     run: gkdStage,
     config: ["gkd"],
     about: "a baseline: on-policy distillation (GKD) from the SFT student, the teacher scoring " +
       "every token (skipped when gkd.steps is 0)",
+    missing: (cfg, done) =>
+      cfg.gkd.steps > 0 && done.steps === 0 ? "on-policy distillation (gkd.steps)" : null,
   },
   eval: {
     run: evalStage,
