@@ -236,19 +236,25 @@ Deno.test("PPO arms and baselines added to a finished run: the same command runs
 
   // The paper's ablation arm needs a second reward model: reward-train runs again for it; and two
   // baselines switched on run in their own stages.
-  const more = ["--set", "gkd.steps=1", "--set", "baselines.equalComputeSft=true"];
+  const more = ["gkd.steps=1", "baselines.equalComputeSft=true", "baselines.teacherSftSteps=1"]
+    .flatMap((s) => ["--set", s]);
   const third = await runToEnd([...arms('["gold","pseudo","model-teacher"]'), ...more]);
   assert.equal(third.code, 0, third.stderr);
   assert.match(third.stderr, /reward-train: done earlier without the teacher-only reward model/);
-  assert.match(third.stderr, /sft-baselines: done earlier without equal-compute SFT/);
+  assert.match(
+    third.stderr,
+    /sft-baselines: done earlier without the fine-tuned teacher and equal-compute SFT/,
+  );
   assert.match(third.stderr, /gkd: done earlier without on-policy distillation/);
   const stages = await readJson(`${run}/stages.json`);
   assert.ok("teacherOnly" in stages["reward-train"]);
   assert.ok("model-teacher" in stages.ppo);
-  assert.ok("equalComputeSft" in stages["sft-baselines"]);
+  assert.ok(
+    "equalComputeSft" in stages["sft-baselines"] && "teacherSft" in stages["sft-baselines"],
+  );
   assert.equal(stages.gkd.steps, 1);
   const rows = Object.keys((await readJson(`${run}/report.json`)).eval.rows);
-  for (const r of ["GKD student", "SFT student (equal compute)"]) {
+  for (const r of ["GKD student", "SFT student (equal compute)", "fine-tuned teacher pass@1"]) {
     assert.ok(rows.includes(r), rows.join(", "));
   }
 
