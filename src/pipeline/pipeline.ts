@@ -142,7 +142,8 @@ export async function runPipeline(
   for (const name of opts.only ? [opts.only] : STAGE_NAMES) {
     const done = opts.only ? null : await ctx.run.stageDone(name);
     if (done) {
-      const missing = (STAGES[name] as StageInfo).missing?.(cfg, done as Record<string, unknown>);
+      const info: StageInfo = STAGES[name];
+      const missing = info.missing?.(cfg, done as Record<string, unknown>);
       if (missing) {
         ctx.log(`${name}: done earlier without ${missing}; running it again (done parts resume)`);
       } else if (name === "eval" && ranEarlier) {
