@@ -324,6 +324,30 @@ Deno.test("live progress bars of an in-process pipeline drive the stage status",
   await live.close();
 });
 
+Deno.test("a done stage that runs again (PPO arms added) shows as running while its bar is live", async () => {
+  const live = createApp({
+    runDir,
+    progress: () => [{
+      stage: "sft",
+      done: 3,
+      total: 10,
+      unit: "steps",
+      rate: 1,
+      etaSeconds: 7,
+      elapsedSeconds: 3,
+      finished: false,
+      info: {},
+    }],
+  });
+  const s = await getJson("/api/runs/r1", live.app);
+  const byName = Object.fromEntries((s.stages as Stage[]).map((x) => [x.name, x]));
+  assert.equal(byName.sft.status, "running"); // stages.json still holds its earlier summary
+  assert.equal(byName.sft.done, 3);
+  assert.equal(byName["teacher-generate"].status, "done");
+  assert.equal(byName["reward-train"].status, "pending"); // a live bar elsewhere: not inferred
+  await live.close();
+});
+
 Deno.test("GET /api/runs/:run/config returns config.json", async () => {
   const c = await getJson("/api/runs/r1/config");
   assert.equal(c.name, "r1");

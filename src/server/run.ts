@@ -154,15 +154,19 @@ export class Run {
     const cfg = await this.config();
     const firstPending = STAGE_NAMES.find((s) => !Object.hasOwn(done, s));
     const hasReport = (await this.dir.stat("report.json")) !== null;
-    // A stage with an unfinished live bar is running; without one, the first stage not done.
+    // A stage with an unfinished live bar is running, even one done earlier that runs again for
+    // what the config added (stages.json keeps its old summary until it ends); without live bars,
+    // the first stage not done.
     const active = new Set(bars.filter((b) => !b.finished).map((b) => stageOfBar(b.stage)));
     active.delete(null);
     const stages: StageStatus[] = [];
     for (const name of STAGE_NAMES) {
       const summary = Object.hasOwn(done, name) && isObj(done[name]) ? done[name] : null;
-      const status: StageState = summary
+      const status: StageState = active.has(name)
+        ? "running"
+        : summary
         ? "done"
-        : active.has(name) || (active.size === 0 && name === firstPending)
+        : active.size === 0 && name === firstPending
         ? "running"
         : "pending";
       const own = bars.filter((b) => stageOfBar(b.stage) === name);
