@@ -263,6 +263,20 @@ Deno.test("PPO arms and baselines added to a finished run: the same command runs
   assert.equal(fourth.code, 0, fourth.stderr);
   assert.match(fourth.stderr, /ppo: done earlier, skipped/);
   assert.match(fourth.stderr, /eval: done earlier, skipped/);
+
+  // A key changed inside a done stage does not redo it, and the log says so.
+  const fifth = await runToEnd([
+    ...arms('["gold","pseudo","model-teacher"]'),
+    ...more,
+    "--set",
+    "ppo.lr=5e-5",
+  ]);
+  assert.equal(fifth.code, 0, fifth.stderr);
+  assert.match(
+    fifth.stderr,
+    /ppo: done earlier with other settings \(ppo\.lr [0-9.e-]+ → 0\.00005\), skipped/,
+  );
+  assert.match(fifth.stderr, /sft: done earlier, skipped/);
 });
 
 Deno.test("the reward model's held-out AUC within one style agrees with a brute-force count against gold", async () => {

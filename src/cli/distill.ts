@@ -20,7 +20,8 @@ Runs every stage in order, skipping stages already done in runs/<name>/ (so the
 same command resumes after a crash), then writes runs/<name>/report.md. A done
 stage runs again when the config asks for more of it (PPO arms added to
 ppo.rewards, a baseline switched on), resuming its finished parts, and eval
-follows it.
+follows it. A done stage whose other settings changed is skipped with a line
+naming them: use a new --name to redo it.
 With STAGE, runs that stage alone (its inputs must exist).
 
 stages:

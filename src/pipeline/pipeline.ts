@@ -3,7 +3,7 @@
  * directory and writes its own outputs there; a stage marked done is
  * skipped, so re-running the same command resumes after a crash. A done stage
  * whose config now asks for more (PPO arms added, a baseline switched on) runs
- * again, and eval after it.
+ * again, and eval after it. One done under other settings is skipped with a line naming them.
  */
 import { currentGpu } from "../gpu/mod.ts";
 import type { Config } from "../run/config.ts";
@@ -19,6 +19,7 @@ import { sftBaselinesStage } from "../stages/sft_baselines.ts";
 import { ppoStage } from "../stages/ppo.ts";
 import { evalStage } from "../stages/eval.ts";
 import { writeReport } from "../stages/report.ts";
+import { changedSettings, type Settings, stageSettings } from "./stage_settings.ts";
 
 export interface StageInfo {
   run: (ctx: StageContext) => Promise<StageSummary>;
@@ -122,6 +123,9 @@ function releasePooledBuffers(ctx: StageContext, stage: string): void {
   pool.trim();
 }
 
+/** Each done stage's config sections as they were when it ran. */
+const SETTINGS_FILE = "stage_settings.json";
+
 export interface RunOptions {
   /** Run only this stage (its inputs must exist). */
   only?: StageName;
@@ -139,6 +143,7 @@ export async function runPipeline(
   await opts.onStart?.(ctx);
   // Eval reads every stage's outputs: once any stage has run again, it runs again too.
   let ranEarlier = false;
+  const settings = ((await ctx.run.readJson(SETTINGS_FILE)) ?? {}) as Record<string, Settings>;
   for (const name of opts.only ? [opts.only] : STAGE_NAMES) {
     const done = opts.only ? null : await ctx.run.stageDone(name);
     if (done) {
@@ -149,7 +154,15 @@ export async function runPipeline(
       } else if (name === "eval" && ranEarlier) {
         ctx.log("eval: an earlier stage ran again; evaluating again");
       } else {
-        ctx.log(`${name}: done earlier, skipped`);
+        const changed = name in settings
+          ? changedSettings(settings[name], stageSettings(cfg, info.config))
+          : [];
+        ctx.log(
+          changed.length
+            ? `${name}: done earlier with other settings (${changed.join("; ")}), skipped: ` +
+              `its outputs are those of the earlier settings; run under a new --name to redo it`
+            : `${name}: done earlier, skipped`,
+        );
         continue;
       }
     }
@@ -168,6 +181,8 @@ export async function runPipeline(
     if (summary.wallSeconds !== undefined) summary = { ...summary, wallSeconds: seconds };
     await ctx.metrics.flush();
     await ctx.run.markStageDone(name, summary);
+    settings[name] = stageSettings(cfg, STAGES[name].config);
+    await ctx.run.writeJson(SETTINGS_FILE, settings);
     releasePooledBuffers(ctx, name);
   }
   const report = await writeReport(ctx, STAGE_NAMES);
