@@ -6,6 +6,11 @@
 import assert from "node:assert/strict";
 import { readJsonl, withServeProcess, withServer } from "./support/serve.ts";
 import { answerStyle, generateArithmetic } from "../src/tasks/arithmetic.ts";
+import { loadConfig } from "../src/util/schema.ts";
+import { configSchema } from "../src/run/config.ts";
+import { makeContext } from "../src/stages/context.ts";
+import { gkdResponses } from "../src/stages/gkd.ts";
+import { initGpu } from "../src/gpu/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const CLI = `${ROOT}src/cli/distill.ts`;
@@ -752,6 +757,32 @@ Deno.test("ppo.freshPrompts: PPO on new questions, which the teacher labels for 
   const rows = await shards("teacher-rl");
   assert.equal(rows.length, 20);
   assert.ok(rows.every((r) => r.id.startsWith("rl-") && !train.has(r.prompt)));
+  // GKD on the same prompts: its off-policy share is the teacher's answers to them that agree with
+  // a kept majority (both draws alike here, label.minAgreement 1), read back from teacher-rl/.
+  const cfg = await loadConfig(configSchema, TINY, [
+    `runsDir=${dir}`,
+    "name=fresh",
+    "ppo.freshPrompts=10",
+    "label.minAgreement=1",
+  ]);
+  await initGpu(); // the teacher is opened, though every answer is read back
+  const gkd = await gkdResponses(await makeContext(cfg, () => {}));
+  const agreed = [...Map.groupBy(rows, (r) => r.id).values()]
+    .filter((rs) => rs.every((r) => r.answer !== null && r.answer === rs[0].answer)).flat();
+  const key = (r: { id: string; text: string }) => `${r.id}\t${r.text}`;
+  assert.ok(agreed.length > 0, "no fresh prompt kept: the check is empty");
+  assert.deepEqual(gkd.rows.map(key).sort(), agreed.map(key).sort());
+  const distilled = await runToEnd([
+    "gkd",
+    ...sets,
+    ..."gkd.steps=1 gkd.batchSize=2 gkd.lmbda=0".split(" ").flatMap((k) => ["--set", k]),
+    "--set",
+    `runsDir=${dir}`,
+    "--name",
+    "fresh",
+  ]);
+  assert.equal(distilled.code, 0, distilled.stderr);
+  assert.equal((await shards("teacher-rl")).length, 20); // nothing generated again
   const summary = (await readJson(`${run}/stages.json`)).ppo;
   assert.ok(summary.pseudo.tokensGenerated > summary.gold.tokensGenerated);
   for (const rel of ["ppo-pseudo", "ppo-gold"]) await Deno.stat(`${run}/${rel}/latest.json`);

@@ -17,9 +17,62 @@ import { type Example, lmBatch } from "../train/batch.ts";
 import { gkdLoss } from "../train/gkd_loss.ts";
 import { Trainer } from "../train/trainer.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
-import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
-import { isPositive, readLabels, teacherRows } from "./label.ts";
+import {
+  byId,
+  hash32,
+  rlQuestionIds,
+  rng,
+  type StageContext,
+  type StageSummary,
+} from "./context.ts";
+import { isPositive, majorityLabels, readLabels, teacherRows } from "./label.ts";
+import { freshPrompts } from "./rl_prompts.ts";
+import { teacherAnswers } from "./teacher_generate.ts";
+import type { ResponseRow } from "../run/rows.ts";
 import { toExample, trainLoop } from "./sft.ts";
+
+/**
+ * The off-policy share of GKD's batches: the teacher's positive responses to PPO's prompts, so that
+ * GKD and PPO see the same prompts. With ppo.freshPrompts those are the teacher's answers to the
+ * fresh prompts (teacher-rl/, shared with PPO's pseudo arm) that agree with their kept majority;
+ * else its responses to the training split's RL share.
+ */
+export async function gkdResponses(
+  ctx: StageContext,
+): Promise<{ rows: ResponseRow[]; tokens: number }> {
+  const { freshPrompts: n } = ctx.cfg.ppo;
+  if (n > 0) {
+    if (ctx.cfg.label.mode !== "majority") {
+      throw new EngineError(
+        `gkd: on ppo.freshPrompts the teacher's answers are labelled by its majority; label.mode "${ctx.cfg.label.mode}" is not supported there`,
+      );
+    }
+    const fresh = freshPrompts(ctx, n);
+    const { rows, tokens } = await teacherAnswers(
+      ctx,
+      fresh,
+      "teacher-rl",
+      "teacher-generate (fresh RL prompts)",
+    );
+    const { minAgreement, voters } = ctx.cfg.label;
+    const labels = new Map(majorityLabels(byId(rows), minAgreement, voters).map((l) => [l.id, l]));
+    const positive = rows.filter((r) => isPositive(labels.get(r.id), r));
+    if (positive.length === 0) {
+      throw new EngineError(
+        `gkd: no teacher response to the ${n} fresh prompts (ppo.freshPrompts) agrees with a kept majority; lower label.minAgreement`,
+      );
+    }
+    return { rows: positive, tokens };
+  }
+  const labels = await readLabels(ctx);
+  const pool = rlQuestionIds(ctx);
+  const positive = (await teacherRows(ctx))
+    .filter((r) => pool.has(r.id) && isPositive(labels.get(r.id), r));
+  if (positive.length === 0) {
+    throw new EngineError("gkd: no teacher-positive responses to PPO's prompts");
+  }
+  return { rows: positive, tokens: 0 };
+}
 
 export async function gkdStage(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
@@ -43,15 +96,11 @@ export async function gkdStage(ctx: StageContext): Promise<StageSummary> {
         `(vocab ${teacherTokenizer.vocabSize} against ${tokenizer.vocabSize}); it scores the student's token ids`,
     );
   }
-  // Teacher-positive responses to PPO's prompts: the off-policy share of the batches.
-  const labels = await readLabels(ctx);
-  const pool = rlQuestionIds(ctx);
-  const data = (await teacherRows(ctx))
-    .filter((r) => pool.has(r.id) && isPositive(labels.get(r.id), r))
-    .map((r) => ({ prompt: r.prompt, example: toExample(tokenizer, r.prompt, r.text) }));
-  if (data.length === 0) {
-    throw new EngineError("gkd: no teacher-positive responses to PPO's prompts");
-  }
+  const { rows, tokens: labelTokens } = await gkdResponses(ctx);
+  const data = rows.map((r) => ({
+    prompt: r.prompt,
+    example: toExample(tokenizer, r.prompt, r.text),
+  }));
 
   const trainer = new Trainer(student, {
     lr: cfg.lr,
@@ -114,7 +163,7 @@ export async function gkdStage(ctx: StageContext): Promise<StageSummary> {
   teacher.destroy();
   return {
     steps: cfg.steps,
-    tokensGenerated,
+    tokensGenerated: tokensGenerated + labelTokens,
     tokensTrained,
     wallSeconds: (performance.now() - start) / 1000,
   };
