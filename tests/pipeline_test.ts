@@ -269,9 +269,24 @@ Deno.test("PPO arms and baselines added to a finished run: the same command runs
   assert.match(fourth.stderr, /ppo: done earlier, skipped/);
   assert.match(fourth.stderr, /eval: done earlier, skipped/);
 
+  // A stage run again alone (as when a run stops before eval) leaves eval to be redone.
+  const vote = [
+    ...arms('["gold","pseudo","model-teacher","vote"]'),
+    "--set",
+    "ppo.samplesPerPrompt=2",
+  ];
+  const alone = await runToEnd(["ppo", ...vote, ...more]);
+  assert.equal(alone.code, 0, alone.stderr);
+  assert.ok(!("eval" in await readJson(`${run}/stages.json`)));
+  const sixth = await runToEnd([...vote, ...more]);
+  assert.equal(sixth.code, 0, sixth.stderr);
+  assert.doesNotMatch(sixth.stderr, /eval: done earlier/);
+  const evaluated = Object.keys((await readJson(`${run}/report.json`)).eval.rows);
+  assert.ok(evaluated.includes("PPO student (online majority reward)"), evaluated.join(", "));
+
   // A key changed inside a done stage does not redo it, and the log says so.
   const fifth = await runToEnd([
-    ...arms('["gold","pseudo","model-teacher"]'),
+    ...vote,
     ...more,
     "--set",
     "ppo.lr=5e-5",

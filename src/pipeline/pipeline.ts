@@ -142,7 +142,7 @@ export async function runPipeline(
   await ctx.run.writeJson("config.json", cfg);
   await opts.onStart?.(ctx);
   // Eval reads every stage's outputs: once any stage has run again, it runs again too.
-  let ranEarlier = false;
+  let evalUndone = false;
   const settings = ((await ctx.run.readJson(SETTINGS_FILE)) ?? {}) as Record<string, Settings>;
   for (const name of opts.only ? [opts.only] : STAGE_NAMES) {
     const done = opts.only ? null : await ctx.run.stageDone(name);
@@ -151,8 +151,6 @@ export async function runPipeline(
       const missing = info.missing?.(cfg, done as Record<string, unknown>);
       if (missing) {
         ctx.log(`${name}: done earlier without ${missing}; running it again (done parts resume)`);
-      } else if (name === "eval" && ranEarlier) {
-        ctx.log("eval: an earlier stage ran again; evaluating again");
       } else {
         const changed = name in settings
           ? changedSettings(settings[name], stageSettings(cfg, info.config))
@@ -166,7 +164,15 @@ export async function runPipeline(
         continue;
       }
     }
-    ranEarlier = true;
+    // Eval read the outputs this stage replaces: until it runs again it is not done, even if this
+    // process stops first (a crash, or this stage run alone).
+    if (name !== "eval" && await ctx.run.stageDone("eval")) {
+      await ctx.run.markStageUndone("eval");
+      evalUndone = true;
+    }
+    if (name === "eval" && evalUndone) {
+      ctx.log("eval: an earlier stage ran again; evaluating again");
+    }
     await ctx.run.startStageClock(name);
     let summary;
     let seconds;

@@ -171,6 +171,18 @@ export class RunDir {
     return next;
   }
 
+  /** Forgets that `stage` finished (its outputs stay), so that the next run redoes it. */
+  markStageUndone(stage: string): Promise<void> {
+    const next = this.#stageLock.then(async () => {
+      const stages = await this.#stages();
+      if (!Object.hasOwn(stages, stage)) return;
+      delete stages[stage];
+      await this.writeJson("stages.json", stages);
+    });
+    this.#stageLock = next.catch(() => {});
+    return next;
+  }
+
   /** The summary recorded when `stage` finished, or null if it has not. */
   async stageDone(stage: string): Promise<object | null> {
     await this.#stageLock;
