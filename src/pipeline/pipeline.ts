@@ -166,10 +166,7 @@ export async function runPipeline(
     }
     // Eval read the outputs this stage replaces: until it runs again it is not done, even if this
     // process stops first (a crash, or this stage run alone).
-    if (name !== "eval" && await ctx.run.stageDone("eval")) {
-      await ctx.run.markStageUndone("eval");
-      evalUndone = true;
-    }
+    if (name !== "eval" && await ctx.run.markStageUndone("eval")) evalUndone = true;
     if (name === "eval" && evalUndone) {
       ctx.log("eval: an earlier stage ran again; evaluating again");
     }

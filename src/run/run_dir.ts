@@ -162,22 +162,32 @@ export class RunDir {
 
   /** Records that `stage` finished, with its summary, in stages.json (atomically). */
   markStageDone(stage: string, summary: object): Promise<void> {
-    const next = this.#stageLock.then(async () => {
-      const stages = await this.#stages();
+    return this.#updateStages((stages) => {
       stages[stage] = summary;
-      await this.writeJson("stages.json", stages);
+      return undefined;
     });
-    this.#stageLock = next.catch(() => {});
-    return next;
   }
 
-  /** Forgets that `stage` finished (its outputs stay), so that the next run redoes it. */
-  markStageUndone(stage: string): Promise<void> {
+  /**
+   * Forgets that `stage` finished (its outputs stay), so that the next run redoes it; whether it
+   * had finished.
+   */
+  markStageUndone(stage: string): Promise<boolean> {
+    return this.#updateStages((stages) => {
+      const had = Object.hasOwn(stages, stage);
+      delete stages[stage];
+      return had;
+    });
+  }
+
+  /** Edits stages.json under the stage lock; writes it back only when `edit` changed it. */
+  #updateStages<T>(edit: (stages: Record<string, object>) => T): Promise<T> {
     const next = this.#stageLock.then(async () => {
       const stages = await this.#stages();
-      if (!Object.hasOwn(stages, stage)) return;
-      delete stages[stage];
-      await this.writeJson("stages.json", stages);
+      const before = JSON.stringify(stages);
+      const result = edit(stages);
+      if (JSON.stringify(stages) !== before) await this.writeJson("stages.json", stages);
+      return result;
     });
     this.#stageLock = next.catch(() => {});
     return next;

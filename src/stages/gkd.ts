@@ -17,17 +17,9 @@ import { type Example, lmBatch } from "../train/batch.ts";
 import { gkdLoss } from "../train/gkd_loss.ts";
 import { Trainer } from "../train/trainer.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
-import {
-  byId,
-  hash32,
-  rlQuestionIds,
-  rng,
-  type StageContext,
-  type StageSummary,
-} from "./context.ts";
-import { isPositive, majorityLabels, readLabels, teacherRows } from "./label.ts";
-import { freshPrompts } from "./rl_prompts.ts";
-import { teacherAnswers } from "./teacher_generate.ts";
+import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
+import { isPositive, readLabels, teacherRows } from "./label.ts";
+import { labelledFreshPrompts } from "./rl_prompts.ts";
 import type { ResponseRow } from "../run/rows.ts";
 import { toExample, trainLoop } from "./sft.ts";
 
@@ -42,21 +34,9 @@ export async function gkdResponses(
 ): Promise<{ rows: ResponseRow[]; tokens: number }> {
   const { freshPrompts: n } = ctx.cfg.ppo;
   if (n > 0) {
-    if (ctx.cfg.label.mode !== "majority") {
-      throw new EngineError(
-        `gkd: on ppo.freshPrompts the teacher's answers are labelled by its majority; label.mode "${ctx.cfg.label.mode}" is not supported there`,
-      );
-    }
-    const fresh = freshPrompts(ctx, n);
-    const { rows, tokens } = await teacherAnswers(
-      ctx,
-      fresh,
-      "teacher-rl",
-      "teacher-generate (fresh RL prompts)",
-    );
-    const { minAgreement, voters } = ctx.cfg.label;
-    const labels = new Map(majorityLabels(byId(rows), minAgreement, voters).map((l) => [l.id, l]));
-    const positive = rows.filter((r) => isPositive(labels.get(r.id), r));
+    const { rows, labels, tokens } = await labelledFreshPrompts(ctx, n, "gkd: GKD");
+    const byQuestion = new Map(labels.map((l) => [l.id, l]));
+    const positive = rows.filter((r) => isPositive(byQuestion.get(r.id), r));
     if (positive.length === 0) {
       throw new EngineError(
         `gkd: no teacher response to the ${n} fresh prompts (ppo.freshPrompts) agrees with a kept majority; lower label.minAgreement`,

@@ -21,22 +21,20 @@ import { drawPrompts, penalisedScores, rolloutBatch } from "../train/rollout.ts"
 import { Trainer } from "../train/trainer.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { Config } from "../run/config.ts";
-import {
-  byId,
-  hash32,
-  rlQuestionIds,
-  rng,
-  type StageContext,
-  type StageSummary,
-} from "./context.ts";
+import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
 import type { LabelRow } from "../run/rows.ts";
-import { majorityLabels, readLabels, voteScores } from "./label.ts";
-import { edgePrompts, freshPrompts, passRates, promptsInOrder } from "./rl_prompts.ts";
+import { readLabels, voteScores } from "./label.ts";
+import {
+  edgePrompts,
+  freshPrompts,
+  labelledFreshPrompts,
+  passRates,
+  promptsInOrder,
+} from "./rl_prompts.ts";
 import { readStudentRows } from "./student_generate.ts";
 import type { Question } from "../tasks/types.ts";
 import { latestCheckpoint, modelDir, saveCheckpoint } from "./checkpoints.ts";
 import { loadRewardModel, rewardPaid, scoreAll } from "./reward_train.ts";
-import { teacherAnswers } from "./teacher_generate.ts";
 import { policyEval } from "./ppo_eval.ts";
 
 interface PpoState {
@@ -125,22 +123,14 @@ async function rlPrompts(ctx: StageContext, cfg: PpoRunConfig): Promise<PromptPo
         `ppo: ppo.minPassRate/maxPassRate filter by the student's samples of training questions; fresh prompts have none, so set them to 0 and 1 with ppo.freshPrompts`,
       );
     }
-    const fresh = freshPrompts(ctx, cfg.freshPrompts);
-    if (!keptOnly) return { pool: fresh, labels: new Map(), labelTokens: 0 };
-    if (ctx.cfg.label.mode !== "majority") {
-      throw new EngineError(
-        `ppo: ${
-          cfg.reward === "pseudo" ? 'reward "pseudo"' : "ppo.keptPromptsOnly"
-        } on ppo.freshPrompts labels them by the teacher's majority; label.mode "${ctx.cfg.label.mode}" is not supported there`,
-      );
+    if (!keptOnly) {
+      return { pool: freshPrompts(ctx, cfg.freshPrompts), labels: new Map(), labelTokens: 0 };
     }
-    const { rows, tokens } = await teacherAnswers(
+    const { fresh, labels, tokens } = await labelledFreshPrompts(
       ctx,
-      fresh,
-      "teacher-rl",
-      "teacher-generate (fresh RL prompts)",
+      cfg.freshPrompts,
+      `ppo: ${cfg.reward === "pseudo" ? 'reward "pseudo"' : "ppo.keptPromptsOnly"}`,
     );
-    const labels = majorityLabels(byId(rows), ctx.cfg.label.minAgreement, ctx.cfg.label.voters);
     const kept = new Set(labels.filter((l) => l.kept).map((l) => l.id));
     if (kept.size === 0) {
       throw new EngineError(

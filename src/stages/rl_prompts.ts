@@ -9,8 +9,10 @@ import { EngineError } from "../errors.ts";
 import { generateArithmetic, VALIDATION_SEED } from "../tasks/arithmetic.ts";
 import type { Question } from "../tasks/types.ts";
 import { arithmeticSettings, byId, type StageContext } from "./context.ts";
-import type { ResponseRow } from "../run/rows.ts";
+import type { LabelRow, ResponseRow } from "../run/rows.ts";
 import type { Config } from "../run/config.ts";
+import { majorityLabels } from "./label.ts";
+import { teacherAnswers } from "./teacher_generate.ts";
 
 /** Per question, the share of the student's responses with reward 1. */
 export function passRates(rows: ResponseRow[]): Map<string, number> {
@@ -68,6 +70,31 @@ export function freshPrompts(
     );
   }
   return fresh.map((q) => ({ ...q, id: q.id.replace(/^arith-/, "rl-") }));
+}
+
+/**
+ * `n` fresh prompts with the teacher's answers to them (teacher-rl/, resumable and shared by PPO's
+ * arms and GKD) and their majority labels. `who` names the caller in the error line.
+ */
+export async function labelledFreshPrompts(
+  ctx: StageContext,
+  n: number,
+  who: string,
+): Promise<{ fresh: Question[]; rows: ResponseRow[]; labels: LabelRow[]; tokens: number }> {
+  const { mode, minAgreement, voters } = ctx.cfg.label;
+  if (mode !== "majority") {
+    throw new EngineError(
+      `${who} on ppo.freshPrompts labels them by the teacher's majority; label.mode "${mode}" is not supported there`,
+    );
+  }
+  const fresh = freshPrompts(ctx, n);
+  const { rows, tokens } = await teacherAnswers(
+    ctx,
+    fresh,
+    "teacher-rl",
+    "teacher-generate (fresh RL prompts)",
+  );
+  return { fresh, rows, labels: majorityLabels(byId(rows), minAgreement, voters), tokens };
 }
 
 /**
