@@ -1,9 +1,11 @@
 /**
  * `deno task distill [STAGE] [--config FILE] [--set key.path=value ...]`:
  * runs the distillation pipeline (arXiv 2502.19557) end to end, or one stage.
- * With no arguments it runs the embedded default on the generated task.
+ * With no --config it runs the embedded default, configs/default.json: the
+ * generated task at a size that finishes within 15 minutes on 2 CPU cores.
  */
 import { parseArgs } from "node:util";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { EngineError, runMain } from "../errors.ts";
 import { initGpu } from "../gpu/mod.ts";
 import { configSchema } from "../run/config.ts";
@@ -29,11 +31,16 @@ ${STAGE_NAMES.map((s) => `  ${s.padEnd(18)}${STAGES[s].about}`).join("\n")}
 
 options:
   --config FILE       a JSON config (configs/*.json); any key not given takes its default
+                      (without it: configs/default.json, the embedded default)
   --set key=value     override one key, e.g. --set sft.lr=3e-4 --set teacher.temperatures=[0.7,1]
   --name NAME         the run's name (same as --set name=NAME)
   --no-server         do not start the progress server
   --help              this text; STAGE --help lists that stage's keys
-  --keys              every config key with its type and default`;
+  --keys              every config key with its type and default (configs/default.json
+                      sets some of them for the embedded default)`;
+
+/** The embedded default's config, read when no --config is given. */
+const DEFAULT_CONFIG = fromFileUrl(new URL("../../configs/default.json", import.meta.url));
 
 await runMain(async () => {
   const { values, positionals } = parseArgs({
@@ -67,7 +74,7 @@ await runMain(async () => {
   const overrides = [...(values.set as string[])];
   if (values.name) overrides.push(`name=${values.name}`);
   if (values["no-server"]) overrides.push("server.enabled=false");
-  const cfg = await loadConfig(configSchema, values.config ?? null, overrides);
+  const cfg = await loadConfig(configSchema, values.config ?? DEFAULT_CONFIG, overrides);
   await initGpu();
   let server: Server | null = null;
   try {
