@@ -9,25 +9,16 @@ import { loadConfig } from "../src/util/schema.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-/** Parameters of a safetensors file, from its header alone (an independent count). */
+/** Parameters of a safetensors file, counted from its header alone (an independent count). */
 async function safetensorsParams(path: string): Promise<number> {
-  const file = await Deno.open(path);
-  try {
-    const len = new Uint8Array(8);
-    await file.read(len);
-    const n = Number(new DataView(len.buffer).getBigUint64(0, true));
-    const header = new Uint8Array(n);
-    let read = 0;
-    while (read < n) read += (await file.read(header.subarray(read)))!;
-    const tensors = JSON.parse(new TextDecoder().decode(header)) as Record<
-      string,
-      { shape?: number[] }
-    >;
-    return Object.entries(tensors).filter(([k]) => k !== "__metadata__")
-      .reduce((sum, [, t]) => sum + t.shape!.reduce((a, b) => a * b, 1), 0);
-  } finally {
-    file.close();
-  }
+  const bytes = await Deno.readFile(path);
+  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<
+    string,
+    { shape?: number[] }
+  >;
+  return Object.entries(header).filter(([k]) => k !== "__metadata__")
+    .reduce((sum, [, t]) => sum + t.shape!.reduce((a, b) => a * b, 1), 0);
 }
 
 /** The repo's model folders a config names (teacher, student start, reward-model start). */

@@ -5,7 +5,7 @@
  * generated task at a size that finishes within 15 minutes on 2 CPU cores.
  */
 import { parseArgs } from "node:util";
-import { fileURLToPath as fromFileUrl } from "node:url";
+import { fileURLToPath } from "node:url";
 import { EngineError, runMain } from "../errors.ts";
 import { initGpu } from "../gpu/mod.ts";
 import { configSchema } from "../run/config.ts";
@@ -40,7 +40,7 @@ options:
                       sets some of them for the embedded default)`;
 
 /** The embedded default's config, read when no --config is given. */
-const DEFAULT_CONFIG = fromFileUrl(new URL("../../configs/default.json", import.meta.url));
+const DEFAULT_CONFIG = fileURLToPath(new URL("../../configs/default.json", import.meta.url));
 
 await runMain(async () => {
   const { values, positionals } = parseArgs({
