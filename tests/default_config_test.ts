@@ -21,14 +21,14 @@ async function safetensorsParams(path: string): Promise<number> {
     .reduce((sum, [, t]) => sum + t.shape!.reduce((a, b) => a * b, 1), 0);
 }
 
+const load = (name: string) => loadConfig(configSchema, `${ROOT}configs/${name}`);
+
 /** The repo's model folders a config names (teacher, student start, reward-model start). */
 function modelsNamed(cfg: Awaited<ReturnType<typeof load>>): string[] {
   const out = [cfg.student.init, cfg.reward.init];
   if (cfg.teacher.source.kind === "local") out.push(cfg.teacher.source.model);
   return out.filter((m) => m.startsWith("models/"));
 }
-
-const load = (name: string) => loadConfig(configSchema, `${ROOT}configs/${name}`);
 
 // Real-data configs (gsm8k, mmlu-pro) name models a user downloads; the generated task's ship.
 Deno.test("every committed config validates; the generated task's name models the repo ships", async () => {
