@@ -4,6 +4,7 @@ import * as E from "../mod.ts";
 import { smallConfig } from "../src/model/config.ts";
 import { CausalLM } from "../src/model/llama.ts";
 import { fitLogistic, logprobScores } from "../src/train/logprob_reward.ts";
+import { fitSubset } from "../src/stages/reward_train.ts";
 import { assertClose } from "./support/assert.ts";
 import { logSoftmaxRow, rng } from "./support/reference.ts";
 import "./support/gpu.ts";
@@ -107,4 +108,29 @@ Deno.test("the logistic fit sits at the minimum of the (balanced) BCE", () => {
     }
     assert.ok(scale > 1, `balance ${balance}: scale ${scale}`);
   }
+});
+
+Deno.test("reward.fitRows: the fit's rows are at most that many, evenly spread, and fit as all do", () => {
+  for (const n of [0, 1, 1000, 1024, 1025, 5000, 9000]) {
+    const rows = Array.from({ length: n }, (_, i) => i);
+    const got = fitSubset(rows, 1024);
+    assert.ok(got.length <= 1024, `${n} rows: ${got.length} kept`);
+    if (n <= 1024) assert.deepEqual(got, rows);
+    else {
+      const gap = got[1] - got[0];
+      assert.ok(got.every((v, i) => v === i * gap), `${n} rows: even gaps of ${gap}`);
+      assert.ok(got.length > 512 && got.at(-1)! + 2 * gap > n, `${n} rows: spread to the end`);
+    }
+  }
+  // Two parameters from 1,024 of 8,192 responses: near the fit on all of them.
+  const r = rng(12);
+  const x = Array.from({ length: 8192 }, () => -3 * r());
+  const y = x.map((v) => (r() < 1 / (1 + Math.exp(-(4 * v + 5))) ? 1 : 0));
+  const all = fitLogistic(x, y, true);
+  const few = fitLogistic(fitSubset(x, 1024), fitSubset(y, 1024), true);
+  assert.ok(Math.abs(few.scale / all.scale - 1) < 0.2, `scale ${few.scale} vs ${all.scale}`);
+  assert.ok(
+    Math.abs(few.bias - all.bias) < 0.2 * Math.abs(all.bias),
+    `bias ${few.bias} vs ${all.bias}`,
+  );
 });

@@ -178,6 +178,11 @@ export const configSchema = obj({
       max: 0.9,
       doc: "questions held out for accuracy/AUC",
     }),
+    fitRows: int({
+      default: 4096,
+      min: 2,
+      doc: "logprob scores: training responses (at most) the scale and bias are fitted on",
+    }),
     maxLen: int({ default: 160, min: 2 }),
     checkpointEvery: int({ default: 100, min: 1 }),
   }),

@@ -137,8 +137,14 @@ export async function scoreAll(
   return out;
 }
 
-/** Rows the scale and bias are fitted on at most: two parameters need few. */
-const FIT_ROWS = 4096;
+/**
+ * At most `max` rows, evenly spread over `rows` (every k-th): the scale and bias are two
+ * parameters, so a few thousand responses fit them, and scoring more with the LM costs time.
+ */
+export function fitSubset<T>(rows: T[], max: number): T[] {
+  const every = Math.ceil(rows.length / max);
+  return rows.filter((_, i) => i % every === 0);
+}
 
 const seqsOf = (rows: ScoredRow[]): [number[][], number[]] => [
   rows.map((r) => r.tokens),
@@ -327,7 +333,7 @@ async function trainRewardModel(
   // The logprob model trains through the scale and bias fitted at its start
   // (kept, so that a resumed run trains as the uninterrupted one).
   const fit = async (all: ScoredRow[]): Promise<LogprobHead> => {
-    const rows = all.filter((_, i) => i % Math.ceil(all.length / FIT_ROWS) === 0);
+    const rows = fitSubset(all, cfg.fitRows);
     const unit: LogprobHead = { kind: "logprob", reduce, scale: 1, bias: 0 };
     const m = await scoreAll(scorerOf(model, unit, pad), ...seqsOf(rows), 128);
     return { kind: "logprob", reduce, ...fitLogistic(m, rows.map((r) => r.label), cfg.balance) };
