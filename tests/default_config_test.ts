@@ -84,7 +84,9 @@ Deno.test("distill with no --config runs configs/default.json", async () => {
   assert.equal(got.task.arithmetic.maxNumber, want.task.arithmetic.maxNumber);
   assert.equal(got.teacher.source.model, want.teacher.source.model);
   assert.deepEqual(got.sft, { ...got.sft, ...want.sft });
+  assert.deepEqual(got.reward, { ...got.reward, ...want.reward });
   assert.deepEqual(got.ppo, { ...got.ppo, ...want.ppo });
+  assert.deepEqual(got.eval, { ...got.eval, ...want.eval });
   const rows = (await Array.fromAsync(Deno.readDir(`${runs}/${want.name}/teacher`)))
     .filter((e) => e.name.endsWith(".jsonl"));
   assert.ok(rows.length > 0, "no teacher responses written");
