@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import * as E from "../mod.ts";
 import { loadPretrained, savePretrained } from "../src/model/checkpoint.ts";
-import { generate } from "../src/generate/generate.ts";
+import { distinctPrompts, generate } from "../src/generate/generate.ts";
 import { assertClose } from "./support/assert.ts";
 import "./support/gpu.ts";
 
@@ -94,6 +94,28 @@ Deno.test("sampling with a seed is reproducible and stays in the vocabulary", as
   for (const g of a) assert.ok(g.ids.every((t) => t >= 0 && t < 512));
   const c = await generate(model, tokenizer, prompts, { ...opts, seed: 6 });
   assert.notDeepEqual(a.map((g) => g.ids), c.map((g) => g.ids));
+});
+
+Deno.test("repeated prompts share one prefill and sample exactly what a prefill per row gives", async () => {
+  // Three samples of each reference prompt, interleaved (5, 17 and 13 tokens, left-padded).
+  const cases = [0, 1, 2, 0, 2, 1, 1, 0, 2].map((i) => ref.cases[i]);
+  const prompts = cases.map((c) => c.input_ids);
+  const opts = { maxNewTokens: 20, temperature: 0.9, topP: 0.95, seed: 11, eosTokenIds: [] };
+  const shared = await generate(model, tokenizer, prompts, opts);
+  const perRow = await generate(model, tokenizer, prompts, { ...opts, sharePrefill: false });
+  assert.deepEqual(shared.map((g) => g.ids), perRow.map((g) => g.ids));
+  shared.forEach((g, i) => assertClose(g.logprobs, perRow[i].logprobs, { atol: 1e-6 }));
+  // Rows of one prompt still draw their own tokens.
+  assert.notDeepEqual(shared[0].ids, shared[7].ids);
+  // Greedy, every copy reproduces the reference continuation.
+  const greedy = await generate(model, tokenizer, prompts, { ...opts, temperature: 0 });
+  greedy.forEach((g, i) => assert.deepEqual(g.ids, cases[i].greedy_ids.slice(0, 20)));
+});
+
+Deno.test("distinctPrompts: the first row of each prompt and each row's index among them", () => {
+  const { distinct, rowOf } = distinctPrompts([[1, 2], [3], [1, 2], [3], [4]]);
+  assert.deepEqual(distinct, [0, 1, 4]);
+  assert.deepEqual([...rowOf], [0, 1, 0, 1, 2]);
 });
 
 Deno.test("save then load gives bit-identical logits", async () => {

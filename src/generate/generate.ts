@@ -31,6 +31,8 @@ export interface GenerateOptions {
    * rows may run past their EOS, which the final result cuts).
    */
   onTokens?: (rows: number[][]) => void;
+  /** Rows with the same prompt run its prefill once (default true; false: once per row). */
+  sharePrefill?: boolean;
 }
 
 export interface Generation {
@@ -87,36 +89,66 @@ export async function generate(
   let token: Tensor | null = null;
   const finished = new Array<boolean>(B).fill(false);
 
-  const step = (input: Tensor, positions: Tensor, s: number) => {
-    const next = tidy(() => {
-      const hidden = model.forward(input, { positions, keyStart, cache });
-      const last = E.reshape(E.narrow(hidden, 1, input.shape[1] - 1, 1), [
-        B,
-        model.config.hiddenSize,
-      ]);
-      const logits = model.logits(last);
-      const t = E.sample(logits, {
-        temperature,
-        topK: opts.topK,
-        topP: opts.topP,
-        seed: opts.seed,
-        counter: s,
-      });
-      const scaled = temperature > 0 && temperature !== 1
-        ? E.affine(logits, 1 / temperature)
-        : logits;
-      const lp = E.gatherLast(E.logSoftmax(scaled), t);
-      E.assign(E.narrow(outIds, 1, s, 1), E.reshape(t, [B, 1]));
-      E.assign(E.narrow(outLp, 1, s, 1), E.reshape(lp, [B, 1]));
-      return t;
+  const lastRow = (hidden: Tensor) =>
+    E.reshape(E.narrow(hidden, 1, hidden.shape[1] - 1, 1), [
+      hidden.shape[0],
+      model.config.hiddenSize,
+    ]);
+  // Samples step s's token of every row from its last hidden state [B, hidden].
+  const pick = (last: Tensor, s: number) => {
+    const logits = model.logits(last);
+    const t = E.sample(logits, {
+      temperature,
+      topK: opts.topK,
+      topP: opts.topP,
+      seed: opts.seed,
+      counter: s,
     });
+    const scaled = temperature > 0 && temperature !== 1
+      ? E.affine(logits, 1 / temperature)
+      : logits;
+    const lp = E.gatherLast(E.logSoftmax(scaled), t);
+    E.assign(E.narrow(outIds, 1, s, 1), E.reshape(t, [B, 1]));
+    E.assign(E.narrow(outLp, 1, s, 1), E.reshape(lp, [B, 1]));
+    return t;
+  };
+  const setToken = (next: Tensor) => {
     token?.destroy();
     token = keep(next);
+  };
+  const step = (input: Tensor, positions: Tensor, s: number) =>
+    setToken(tidy(() => pick(lastRow(model.forward(input, { positions, keyStart, cache })), s)));
+  // Rows that repeat a prompt (n samples of a question) share its prefill, the costliest forward:
+  // it runs once per distinct prompt, and each row gets a copy of its prompt's keys, values and
+  // last hidden state, so every row's numbers are what its own prefill would have given.
+  const prefill = () => {
+    const { distinct, rowOf } = distinctPrompts(prompts);
+    if (distinct.length === B || opts.sharePrefill === false) {
+      return step(E.tensor(ids, [B, P]), E.tensor(pos, [B, P]), 0);
+    }
+    const U = distinct.length;
+    const shared = new KVCache(model.config, U, P + maxNew);
+    try {
+      setToken(tidy(() => {
+        const ofDistinct = (t: Int32Array) =>
+          Int32Array.from(distinct.flatMap((b) => [...t.subarray(b * P, (b + 1) * P)]));
+        const hidden = model.forward(E.tensor(ofDistinct(ids), [U, P]), {
+          positions: E.tensor(ofDistinct(pos), [U, P]),
+          keyStart: E.tensor(Int32Array.from(distinct, (b) => keyStartHost[b])),
+          cache: shared,
+        });
+        const rows = E.tensor(rowOf);
+        cache.copyRows(shared, rows);
+        return pick(E.embedding(lastRow(hidden), rows), 0);
+      }));
+    } finally {
+      shared.destroy();
+    }
   };
 
   let done = 0;
   try {
-    noGrad(() => tidy(() => step(E.tensor(ids, [B, P]), E.tensor(pos, [B, P]), 0)));
+    noGrad(() => tidy(prefill));
     done = 1;
     while (done < maxNew) {
       const s = done;
@@ -146,6 +178,23 @@ export async function generate(
     [keyStart, outIds, outLp].forEach((t) => t.destroy());
     cache.destroy();
   }
+}
+
+/** The first row of each distinct prompt, and each row's index among them. */
+export function distinctPrompts(prompts: number[][]): { distinct: number[]; rowOf: Int32Array } {
+  const index = new Map<string, number>();
+  const distinct: number[] = [];
+  const rowOf = Int32Array.from(prompts, (p, b) => {
+    const key = p.join(",");
+    let u = index.get(key);
+    if (u === undefined) {
+      u = distinct.length;
+      index.set(key, u);
+      distinct.push(b);
+    }
+    return u;
+  });
+  return { distinct, rowOf };
 }
 
 /** Marks rows that hold an EOS id or a stop string; true when all have finished. */

@@ -43,6 +43,22 @@ export class KVCache {
     this.length += T;
   }
 
+  /** Fills every row b with row rows[b] of `src` (a cache of the same length and layers). */
+  copyRows(src: KVCache, rows: Tensor): void {
+    if (src.maxLen !== this.maxLen || rows.shape[0] !== this.batch) {
+      throw new OpError(
+        `KV cache: copying ${
+          rows.shape[0]
+        } rows of a ${src.maxLen}-position cache into ${this.batch} of ${this.maxLen}`,
+      );
+    }
+    const copy = (dst: Tensor, from: Tensor) =>
+      E.assign(dst, E.reshape(E.embedding(E.reshape(from, [src.batch, -1]), rows), dst.shape));
+    this.k.forEach((k, l) => copy(k, src.k[l]));
+    this.v.forEach((v, l) => copy(v, src.v[l]));
+    this.length = src.length;
+  }
+
   destroy(): void {
     for (const t of [...this.k, ...this.v]) t.destroy();
   }
