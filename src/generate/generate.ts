@@ -120,7 +120,8 @@ export async function generate(
     setToken(tidy(() => pick(lastRow(model.forward(input, { positions, keyStart, cache })), s)));
   // Rows that repeat a prompt (n samples of a question) share its prefill, the costliest forward:
   // it runs once per distinct prompt, and each row gets a copy of its prompt's keys, values and
-  // last hidden state, so every row's numbers are what its own prefill would have given.
+  // last hidden state: the same numbers as its own prefill wherever a matmul row's sum does not
+  // depend on how many rows it is batched with (the CPU adapter; split-K on a GPU may round apart).
   const prefill = () => {
     const { distinct, rowOf } = distinctPrompts(prompts);
     if (distinct.length === B || opts.sharePrefill === false) {
