@@ -96,4 +96,16 @@ async function timeAll() {
     );
     [x, w, g].forEach((t) => t.destroy());
   }
+  // A head permute of the teacher's prefill, [B, T, H, D] -> [B, H, T, D]: a strided copy, which
+  // ran 4-6 times slower over GL than over Vulkan until strided.wgsl indexed its uniforms in place.
+  // Its figure is GB/s (bytes read and written), printed in the GFLOP/s column.
+  const shape = [64, 136, 4, 24];
+  const n = shape.reduce((a, b) => a * b);
+  const x = E.keep(E.tensor(rand(n), shape));
+  await time(
+    `permute ${shape.join("x")} (GB/s)`,
+    2 * 4 * n,
+    () => void E.contiguous(E.permute(x, [0, 2, 1, 3])),
+  );
+  x.destroy();
 }
