@@ -557,7 +557,7 @@ Deno.test("gkd: on-policy distillation from the SFT student, with its own eval r
   assert.ok(stages.gkd.tokensGenerated > 0 && stages.gkd.tokensTrained > 0);
   const results = await readJson(`${run}/eval/results.json`);
   assert.ok("GKD student" in results.rows);
-  // An HTTP teacher cannot score tokens: one line.
+  // An HTTP teacher cannot score tokens without its weights (teacher.checkpoint): one line.
   const bad = await runToEnd([
     "gkd",
     ...sets,
@@ -574,7 +574,7 @@ Deno.test("gkd: on-policy distillation from the SFT student, with its own eval r
   ]);
   assert.notEqual(bad.code, 0);
   assert.equal(bad.errors.length, 1, bad.stderr);
-  assert.match(bad.errors[0], /^error: gkd: the teacher scores every token/);
+  assert.match(bad.errors[0], /^error: config: gkd.steps needs the teacher's weights/);
 });
 
 Deno.test("sft-baselines: the teacher fine-tuned on the SFT data, and equal-compute SFT", async () => {

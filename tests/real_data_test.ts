@@ -84,6 +84,40 @@ const SMALL = [
   `student.init=${STUDENT}`,
 ];
 
+/**
+ * Every baseline of issue 16 beside the method, as one config key each. The endpoint teacher's
+ * weights (teacher.checkpoint, for GKD's token scores and the fine-tuned teacher) are the
+ * stories260K checkpoint, standing in for a local copy of the served 7B model.
+ */
+const BASELINES = [
+  'ppo.rewards=["model","model-teacher","pseudo","gold","vote"]',
+  "ppo.samplesPerPrompt=2",
+  "eval.bestOfN=[2,3]",
+  "baselines.equalComputeSft=true",
+  "baselines.teacherSftSteps=1",
+  "gkd.steps=1",
+  "gkd.batchSize=4",
+  "gkd.maxNewTokens=24",
+  "gkd.maxLen=384",
+  `teacher.checkpoint=${STUDENT}`,
+];
+
+/** The report's rows of the method and of every baseline in BASELINES. */
+const BASELINE_ROWS = [
+  "SFT student",
+  "PPO student",
+  "PPO student (reward model on teacher responses)",
+  "PPO student (pseudo-label reward)",
+  "PPO student (gold reward)",
+  "PPO student (online majority reward)",
+  "Best-of-2 (reward model)",
+  "Best-of-3 (reward model)",
+  "SFT student (equal compute)",
+  "GKD student",
+  "fine-tuned teacher pass@1",
+  "fine-tuned teacher maj@3",
+];
+
 async function withTeacher(
   solve: (prompt: string) => string,
   wrong: (prompt: string) => string,
@@ -119,6 +153,20 @@ async function checkRun(dir: string, golds: Map<string, string>, kept: number) {
     "gkd",
     "eval",
   ]);
+  const rows = Object.keys(report.eval.rows);
+  for (const row of BASELINE_ROWS) assert.ok(rows.includes(row), `${row} missing: ${rows}`);
+  // Each baseline's compute is accounted for: beside its row, and per arm in stages.json.
+  for (const row of BASELINE_ROWS.filter((r) => r !== "SFT student" && !r.endsWith("maj@3"))) {
+    const c = report.methodCompute[row];
+    assert.ok(c && c.wallSeconds > 0 && c.tokensGenerated + c.tokensTrained > 0, row);
+  }
+  const done = JSON.parse(await Deno.readTextFile(`${dir}/stages.json`));
+  for (const arm of ["model", "model-teacher", "pseudo", "gold", "vote"]) {
+    assert.ok(done.ppo[arm].tokensGenerated > 0, arm);
+  }
+  assert.ok(done["sft-baselines"].teacherSft.tokensTrained > 0);
+  assert.ok(done["sft-baselines"].equalComputeSft.tokensTrained > 0);
+  assert.equal(done.gkd.steps, 1);
   return report;
 }
 
@@ -133,6 +181,7 @@ Deno.test("configs/gsm8k.json runs every stage on GSM8K lines", async () => {
   await withTeacher(solve, wrong, async (baseUrl) => {
     const { code, stderr } = await distill(`${ROOT}configs/gsm8k.json`, [
       ...SMALL,
+      ...BASELINES,
       `runsDir=${runs}`,
       `task.train=${DATA}/gsm8k/train.jsonl`,
       `task.test=${DATA}/gsm8k/test.jsonl`,
@@ -155,22 +204,50 @@ Deno.test("configs/gsm8k.json runs every stage on GSM8K lines", async () => {
   await Deno.remove(runs, { recursive: true });
 });
 
-Deno.test("label.voters worked on MMLU-Pro is one line before any stage", async () => {
+/** A config that cannot run fails in one line before any stage, and writes nothing. */
+async function failsBeforeAnyStage(config: string, sets: string[], line: RegExp) {
   const runs = await Deno.makeTempDir();
-  const { code, stderr } = await distill(`${ROOT}configs/mmlu-pro.json`, [
-    `runsDir=${runs}`,
-    `task.train=${DATA}/mmlu-pro/test.jsonl`,
-    `task.test=${DATA}/mmlu-pro/test.jsonl`,
-    "label.voters=worked",
-  ]);
+  const { code, stderr } = await distill(`${ROOT}configs/${config}`, [`runsDir=${runs}`, ...sets]);
   assert.notEqual(code, 0);
   const errors = stderr.split("\n").filter((l) =>
     l.startsWith("error:") && !l.includes("XDG_RUNTIME_DIR")
   );
   assert.equal(errors.length, 1, stderr);
-  assert.match(errors[0], /^error: config: label.voters "worked" .*use "all"/);
+  assert.match(errors[0], line);
   assert.deepEqual([...Deno.readDirSync(runs)], []);
   await Deno.remove(runs, { recursive: true });
+}
+
+const MMLU_FILES = [
+  `task.train=${DATA}/mmlu-pro/test.jsonl`,
+  `task.test=${DATA}/mmlu-pro/test.jsonl`,
+];
+
+Deno.test("label.voters worked on MMLU-Pro is one line before any stage", async () => {
+  await failsBeforeAnyStage(
+    "mmlu-pro.json",
+    [...MMLU_FILES, "label.voters=worked"],
+    /^error: config: label.voters "worked" .*use "all"/,
+  );
+});
+
+Deno.test("a baseline that needs the endpoint teacher's weights asks for teacher.checkpoint", async () => {
+  for (const key of ["gkd.steps=1", "baselines.teacherSftSteps=1"]) {
+    await failsBeforeAnyStage(
+      "gsm8k.json",
+      [`task.train=${DATA}/gsm8k/train.jsonl`, `task.test=${DATA}/gsm8k/test.jsonl`, key],
+      new RegExp(
+        `^error: config: ${
+          key.split("=")[0]
+        } needs the teacher's weights.*set teacher.checkpoint to a local copy of Qwen/Qwen2.5-7B-Instruct$`,
+      ),
+    );
+  }
+  await failsBeforeAnyStage(
+    "default.json",
+    [`teacher.checkpoint=${STUDENT}`],
+    /^error: config: teacher.checkpoint is for an endpoint teacher/,
+  );
 });
 
 Deno.test("configs/mmlu-pro.json runs every stage on MMLU-Pro lines", async () => {
@@ -185,6 +262,7 @@ Deno.test("configs/mmlu-pro.json runs every stage on MMLU-Pro lines", async () =
   await withTeacher(solve, wrong, async (baseUrl) => {
     const { code, stderr } = await distill(`${ROOT}configs/mmlu-pro.json`, [
       ...SMALL,
+      ...BASELINES,
       `runsDir=${runs}`,
       `task.train=${DATA}/mmlu-pro/test.jsonl`,
       `task.test=${DATA}/mmlu-pro/test.jsonl`,

@@ -69,6 +69,12 @@ export const configSchema = obj({
 
   teacher: obj({
     source,
+    checkpoint: str({
+      default: "",
+      doc: "the endpoint's model as a local checkpoint folder, when teacher.source is http: the " +
+        "stages that need the teacher's weights use it (gkd's token scores, " +
+        "baselines.teacherSftSteps); a local source is its own checkpoint",
+    }),
     temperatures: arr(num({ min: 0 }), { default: [0.6, 0.8, 1.0], min: 1 }),
     samplesPerTemperature: int({
       default: 2,
@@ -314,7 +320,10 @@ export const configSchema = obj({
     maxNewTokens: int({ default: 48, min: 1 }),
     maxLen: int({ default: 160, min: 2 }),
     checkpointEvery: int({ default: 50, min: 1 }),
-  }, { doc: "on-policy distillation from the SFT student (a baseline; needs a local teacher)" }),
+  }, {
+    doc:
+      "on-policy distillation from the SFT student (a baseline; needs the teacher's weights: a local teacher or teacher.checkpoint)",
+  }),
 
   eval: obj({
     sftSource: studentSource,

@@ -85,6 +85,7 @@ export async function makeContext(
       `config: label.voters "worked" counts answers that write a calculation before the answer; MMLU-Pro answers a choice, so use "all"`,
     );
   }
+  checkTeacherWeights(cfg);
   const train = await load(
     t.train,
     t.trainLimit,
@@ -115,6 +116,31 @@ export async function makeContext(
     },
     log,
   };
+}
+
+/**
+ * The teacher's weights as a local checkpoint folder: teacher.source's model when local, else
+ * teacher.checkpoint (the endpoint's model); `who` names the stage that needs them.
+ */
+export function teacherWeights(cfg: Config, who: string): string {
+  const { source, checkpoint } = cfg.teacher;
+  if (source.kind === "local") return source.model;
+  if (checkpoint) return checkpoint;
+  throw new EngineError(
+    `config: ${who} needs the teacher's weights, and teacher.source is an endpoint; ` +
+      `set teacher.checkpoint to a local copy of ${source.model}`,
+  );
+}
+
+/** Before any stage: a setting that will need the teacher's weights finds them. */
+function checkTeacherWeights(cfg: Config) {
+  if (cfg.teacher.checkpoint && cfg.teacher.source.kind === "local") {
+    throw new EngineError(
+      "config: teacher.checkpoint is for an endpoint teacher; a local teacher.source.model is its own checkpoint",
+    );
+  }
+  if (cfg.gkd.steps > 0) teacherWeights(cfg, "gkd.steps");
+  if (cfg.baselines.teacherSftSteps > 0) teacherWeights(cfg, "baselines.teacherSftSteps");
 }
 
 /** The answer a response gives, as the labelling sees it. */

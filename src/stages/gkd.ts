@@ -1,9 +1,10 @@
 /**
  * A baseline beside PPO, gkd: on-policy distillation (GKD, Agarwal et al. 2024; TRL's
  * GKDTrainer) from the SFT student. Each step draws teacher-positive responses to PPO's prompts;
- * with probability `lmbda` the student answers those prompts itself instead (on-policy). The local
- * teacher scores every token of the batch, and the student follows the generalised JSD between
- * the two (`beta`). Skipped when gkd.steps is 0.
+ * with probability `lmbda` the student answers those prompts itself instead (on-policy). The
+ * teacher's weights (teacherWeights: a local teacher, or teacher.checkpoint beside an endpoint)
+ * score every token of the batch, and the student follows the generalised JSD between the two
+ * (`beta`). Skipped when gkd.steps is 0.
  */
 import { trimPooled } from "../gpu/mod.ts";
 import { EngineError } from "../errors.ts";
@@ -17,7 +18,14 @@ import { type Example, lmBatch } from "../train/batch.ts";
 import { gkdLoss } from "../train/gkd_loss.ts";
 import { Trainer } from "../train/trainer.ts";
 import { latestCheckpoint, modelDir } from "./checkpoints.ts";
-import { hash32, rlQuestionIds, rng, type StageContext, type StageSummary } from "./context.ts";
+import {
+  hash32,
+  rlQuestionIds,
+  rng,
+  type StageContext,
+  type StageSummary,
+  teacherWeights,
+} from "./context.ts";
 import { isPositive, readLabels, teacherRows } from "./label.ts";
 import { labelledFreshPrompts } from "./rl_prompts.ts";
 import type { ResponseRow } from "../run/rows.ts";
@@ -58,21 +66,16 @@ export async function gkdStage(ctx: StageContext): Promise<StageSummary> {
   const start = performance.now();
   const cfg = ctx.cfg.gkd;
   if (cfg.steps === 0) return { steps: 0, tokensGenerated: 0, tokensTrained: 0, wallSeconds: 0 };
-  const source = ctx.cfg.teacher.source;
-  if (source.kind !== "local") {
-    throw new EngineError(
-      "gkd: the teacher scores every token, so it must be a local checkpoint (teacher.source.kind local)",
-    );
-  }
+  const teacherDir = teacherWeights(ctx.cfg, "gkd.steps");
   const sft = await modelDir(ctx, "sft");
   const latest = await latestCheckpoint(ctx, "gkd");
   const { model: student, tokenizer } = await loadPretrained(
     latest ? ctx.run.path(latest.dir) : sft,
   );
-  const { model: teacher, tokenizer: teacherTokenizer } = await loadPretrained(source.model);
+  const { model: teacher, tokenizer: teacherTokenizer } = await loadPretrained(teacherDir);
   if (!sameTokenizer(teacherTokenizer, tokenizer)) {
     throw new EngineError(
-      `gkd: the teacher ${source.model} has a different tokenizer from the student ` +
+      `gkd: the teacher ${teacherDir} has a different tokenizer from the student ` +
         `(vocab ${teacherTokenizer.vocabSize} against ${tokenizer.vocabSize}); it scores the student's token ids`,
     );
   }

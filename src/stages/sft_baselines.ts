@@ -10,7 +10,7 @@
 import { EngineError } from "../errors.ts";
 import { loadPretrained } from "../model/checkpoint.ts";
 import { loadTokenizer } from "../model/tokenizer.ts";
-import type { StageContext, StageSummary } from "./context.ts";
+import { type StageContext, type StageSummary, teacherWeights } from "./context.ts";
 import { modelDir } from "./checkpoints.ts";
 import {
   sftBatch,
@@ -40,17 +40,14 @@ export async function sftBaselinesStage(ctx: StageContext): Promise<StageSummary
   const examples = await sftExamples(ctx, tokenizer);
 
   if (cfg.teacherSftSteps > 0) {
-    const source = ctx.cfg.teacher.source;
-    if (source.kind !== "local") {
-      throw new EngineError("baselines.teacherSftSteps: needs a local teacher (teacher.source)");
-    }
-    const teacherTokenizer = await loadTokenizer(source.model);
+    const teacherDir = teacherWeights(ctx.cfg, "baselines.teacherSftSteps");
+    const teacherTokenizer = await loadTokenizer(teacherDir);
     const s = await sftTrain(ctx, {
       stage: "teacher-sft",
       rel: "teacher-sft",
       examples: await sftExamples(ctx, teacherTokenizer),
       tokenizer: teacherTokenizer,
-      start: async () => (await loadPretrained(source.model)).model,
+      start: async () => (await loadPretrained(teacherDir)).model,
       cfg: { ...ctx.cfg.sft, lr: cfg.teacherSftLr, steps: cfg.teacherSftSteps },
       stream: 3000,
     });
