@@ -248,6 +248,16 @@ Deno.test("a baseline that needs the endpoint teacher's weights asks for teacher
     [`teacher.checkpoint=${STUDENT}`],
     /^error: config: teacher.checkpoint is for an endpoint teacher/,
   );
+  await failsBeforeAnyStage(
+    "gsm8k.json",
+    [
+      `task.train=${DATA}/gsm8k/train.jsonl`,
+      `task.test=${DATA}/gsm8k/test.jsonl`,
+      `teacher.checkpoint=${DATA}`,
+      "gkd.steps=1",
+    ],
+    /^error: config: teacher.checkpoint .* has no config.json/,
+  );
 });
 
 Deno.test("configs/mmlu-pro.json runs every stage on MMLU-Pro lines", async () => {

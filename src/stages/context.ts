@@ -3,6 +3,7 @@
  * questions, metrics, progress bars, and helpers to load the run's models.
  */
 import { EngineError } from "../errors.ts";
+import { exists } from "../model/files.ts";
 import type { Config } from "../run/config.ts";
 import { MetricsLog, RunDir } from "../run/run_dir.ts";
 import { Progress } from "../run/progress.ts";
@@ -85,7 +86,7 @@ export async function makeContext(
       `config: label.voters "worked" counts answers that write a calculation before the answer; MMLU-Pro answers a choice, so use "all"`,
     );
   }
-  checkTeacherWeights(cfg);
+  await checkTeacherWeights(cfg);
   const train = await load(
     t.train,
     t.trainLimit,
@@ -133,10 +134,16 @@ export function teacherWeights(cfg: Config, who: string): string {
 }
 
 /** Before any stage: a setting that will need the teacher's weights finds them. */
-function checkTeacherWeights(cfg: Config) {
-  if (cfg.teacher.checkpoint && cfg.teacher.source.kind === "local") {
+async function checkTeacherWeights(cfg: Config) {
+  const { checkpoint } = cfg.teacher;
+  if (checkpoint && cfg.teacher.source.kind === "local") {
     throw new EngineError(
       "config: teacher.checkpoint is for an endpoint teacher; a local teacher.source.model is its own checkpoint",
+    );
+  }
+  if (checkpoint && !(await exists(`${checkpoint}/config.json`))) {
+    throw new EngineError(
+      `config: teacher.checkpoint ${checkpoint} has no config.json (a Hugging Face checkpoint folder)`,
     );
   }
   if (cfg.gkd.steps > 0) teacherWeights(cfg, "gkd.steps");
