@@ -84,6 +84,13 @@ const SMALL = [
   `student.init=${STUDENT}`,
 ];
 
+/** The shipped slices of each dataset as the config's data files. */
+const GSM8K_FILES = [`task.train=${DATA}/gsm8k/train.jsonl`, `task.test=${DATA}/gsm8k/test.jsonl`];
+const MMLU_FILES = [
+  `task.train=${DATA}/mmlu-pro/test.jsonl`,
+  `task.test=${DATA}/mmlu-pro/test.jsonl`,
+];
+
 /**
  * Every baseline of issue 16 beside the method, as one config key each. The endpoint teacher's
  * weights (teacher.checkpoint, for GKD's token scores and the fine-tuned teacher) are the
@@ -183,8 +190,7 @@ Deno.test("configs/gsm8k.json runs every stage on GSM8K lines", async () => {
       ...SMALL,
       ...BASELINES,
       `runsDir=${runs}`,
-      `task.train=${DATA}/gsm8k/train.jsonl`,
-      `task.test=${DATA}/gsm8k/test.jsonl`,
+      ...GSM8K_FILES,
       "task.trainLimit=6",
       "task.testLimit=4",
       `teacher.source.baseUrl=${baseUrl}`,
@@ -218,11 +224,6 @@ async function failsBeforeAnyStage(config: string, sets: string[], line: RegExp)
   await Deno.remove(runs, { recursive: true });
 }
 
-const MMLU_FILES = [
-  `task.train=${DATA}/mmlu-pro/test.jsonl`,
-  `task.test=${DATA}/mmlu-pro/test.jsonl`,
-];
-
 Deno.test("label.voters worked on MMLU-Pro is one line before any stage", async () => {
   await failsBeforeAnyStage(
     "mmlu-pro.json",
@@ -235,7 +236,7 @@ Deno.test("a baseline that needs the endpoint teacher's weights asks for teacher
   for (const key of ["gkd.steps=1", "baselines.teacherSftSteps=1"]) {
     await failsBeforeAnyStage(
       "gsm8k.json",
-      [`task.train=${DATA}/gsm8k/train.jsonl`, `task.test=${DATA}/gsm8k/test.jsonl`, key],
+      [...GSM8K_FILES, key],
       new RegExp(
         `^error: config: ${
           key.split("=")[0]
@@ -250,12 +251,7 @@ Deno.test("a baseline that needs the endpoint teacher's weights asks for teacher
   );
   await failsBeforeAnyStage(
     "gsm8k.json",
-    [
-      `task.train=${DATA}/gsm8k/train.jsonl`,
-      `task.test=${DATA}/gsm8k/test.jsonl`,
-      `teacher.checkpoint=${DATA}`,
-      "gkd.steps=1",
-    ],
+    [...GSM8K_FILES, `teacher.checkpoint=${DATA}`, "gkd.steps=1"],
     /^error: config: teacher.checkpoint .* has no config.json/,
   );
 });
@@ -274,8 +270,7 @@ Deno.test("configs/mmlu-pro.json runs every stage on MMLU-Pro lines", async () =
       ...SMALL,
       ...BASELINES,
       `runsDir=${runs}`,
-      `task.train=${DATA}/mmlu-pro/test.jsonl`,
-      `task.test=${DATA}/mmlu-pro/test.jsonl`,
+      ...MMLU_FILES,
       `task.validation=${DATA}/mmlu-pro/validation.jsonl`,
       // Windows of short questions: stories260K has 512 positions.
       "task.trainOffset=7",
